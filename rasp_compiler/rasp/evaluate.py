@@ -1,0 +1,129 @@
+"""Reference semantics: evaluate a RASP program on one input sequence.
+
+This is the ground truth every compiled model is checked against. Each node is
+evaluated once per input (memoised by ``unique_id``); errors name the SOp involved.
+"""
+
+from __future__ import annotations
+
+from numbers import Number
+from typing import Any, Iterable, Sequence
+
+from rasp_compiler.errors import AggregateError, EvaluationError, InputError, RaspTypeError
+from rasp_compiler.rasp import core
+
+Selection = list[list[bool]]  # [query][key]
+
+
+def evaluate(program: core.RASPExpr, xs: Sequence[Any], vocab: Iterable[Any] | None = None) -> list:
+    """Values of ``program`` at each position of ``xs`` (a selector gives its [query][key] matrix).
+
+    ``vocab``, when given, is checked: a token outside it raises :class:`InputError`.
+    """
+    if not isinstance(program, core.RASPExpr):
+        raise RaspTypeError(f"evaluate needs a RASP expression, got {program!r}")
+    if isinstance(xs, (str, bytes)) or not isinstance(xs, Sequence):
+        raise InputError(f"input must be a list of tokens, got {xs!r}")
+    xs = list(xs)
+    if vocab is not None:
+        allowed = set(vocab)
+        for i, x in enumerate(xs):
+            if x not in allowed:
+                raise InputError(f"token {x!r} at position {i} is not in the vocabulary {sorted(map(str, allowed))}")
+    return _Evaluator(xs).value(program)
+
+
+class _Evaluator:
+    def __init__(self, xs: list):
+        self.xs = xs
+        self.memo: dict[int, Any] = {}
+
+    def value(self, expr: core.RASPExpr):
+        # Iterative post-order so deep programs do not hit Python's recursion limit.
+        stack = [expr]
+        while stack:
+            node = stack[-1]
+            if node.unique_id in self.memo:
+                stack.pop()
+                continue
+            pending = [c for c in node.children if c.unique_id not in self.memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self.memo[node.unique_id] = self._eval(node)
+        return self.memo[expr.unique_id]
+
+    def _eval(self, e: core.RASPExpr):
+        n = len(self.xs)
+        v = lambda c: self.memo[c.unique_id]  # noqa: E731
+        if isinstance(e, core.TokensType):
+            return list(self.xs)
+        if isinstance(e, core.IndicesType):
+            return list(range(n))
+        if isinstance(e, core.Full):
+            return [e.fill] * n
+        if isinstance(e, core.ConstantSOp):
+            if e.check_length and len(e.value) != n:
+                raise EvaluationError(
+                    f"ConstantSOp {e.label} has {len(e.value)} values but the input has {n} tokens")
+            return [e.value[i] if i < len(e.value) else None for i in range(n)]
+        if isinstance(e, core.Map):
+            return [None if x is None else _call(e, e.f, x) for x in v(e.inner)]
+        if isinstance(e, core.SequenceMap):
+            return [None if (x is None or y is None) else _call(e, e.f, x, y)
+                    for x, y in zip(v(e.fst), v(e.snd))]
+        if isinstance(e, core.Select):
+            keys, queries = v(e.keys), v(e.queries)
+            return [[bool(_call(e, e.predicate, k, q)) for k in keys] for q in queries]
+        if isinstance(e, core.SelectorAnd):
+            a, b = v(e.fst), v(e.snd)
+            return [[x and y for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
+        if isinstance(e, core.SelectorOr):
+            a, b = v(e.fst), v(e.snd)
+            return [[x or y for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
+        if isinstance(e, core.SelectorNot):
+            return [[not x for x in row] for row in v(e.inner)]
+        if isinstance(e, core.SelectorWidth):
+            return [sum(row) for row in v(e.selector)]
+        if isinstance(e, core.Aggregate):
+            return self._aggregate(e, v(e.selector), v(e.sop))
+        raise RaspTypeError(f"cannot evaluate {e!r}: unknown expression type {type(e).__name__}")
+
+    @staticmethod
+    def _aggregate(e: core.Aggregate, selection: Selection, values: list) -> list:
+        out = []
+        for q, row in enumerate(selection):
+            chosen = [values[k] for k, hit in enumerate(row) if hit]
+            if e.is_numerical:
+                if not chosen:
+                    out.append(0 if e.default is None else e.default)
+                    continue
+                for x in chosen:
+                    if not isinstance(x, Number) or x is None:
+                        raise EvaluationError(
+                            f"numerical Aggregate {e.label} averages non-numeric value {x!r} of "
+                            f"{e.sop.label}; aggregate a numerical SOp or mark the Aggregate categorical")
+                out.append(sum(float(x) for x in chosen) / len(chosen))
+            else:
+                if not chosen:
+                    out.append(e.default)
+                    continue
+                first = chosen[0]
+                if any(x != first for x in chosen[1:]):
+                    raise AggregateError(
+                        f"categorical Aggregate {e.label} selects differing values "
+                        f"{sorted(set(map(repr, chosen)))} of {e.sop.label} at query position {q}; "
+                        "a categorical Aggregate must select one position (or equal values) — "
+                        "use a numerical Aggregate for a mean, or a narrower selector")
+                out.append(first)
+        return out
+
+
+def _call(e: core.RASPExpr, f, *args):
+    try:
+        return f(*args)
+    except Exception as exc:  # the user's function failed: say which SOp and value
+        raise EvaluationError(
+            f"the function of {type(e).__name__} {e.label} raised {type(exc).__name__}: {exc} "
+            f"on {', '.join(map(repr, args))}") from exc
