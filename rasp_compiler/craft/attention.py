@@ -1,0 +1,116 @@
+"""Attention heads for Aggregate and SelectorWidth.
+
+A head's score is ``c`` times the number of its Boolean tables that hold, so with m
+tables a key is selected exactly when it scores ``m*c``. BOS, which every query can
+always see, scores ``(m - 1/2) c``: above every unselected key, below every selected
+one, so it takes all the weight only when nothing is selected (giving the default).
+``c`` comes from max_seq_len: the weight that leaks to the losing keys,
+``n * exp(-c/2)``, is below ``2**-30``, under float32's resolution of 1.
+
+Selector width puts BOS *above* the selected keys by ``ln(n)``: the BOS weight is then
+``n / (n + w)``, and an MLP reads the width ``w`` from it. Spread over [1/2, 1] the
+possible weights are at least ~1/(4n) apart, so the MLP's slopes stay gentle.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from numbers import Number
+from typing import Any
+
+import numpy as np
+
+from rasp_compiler.craft.blocks import AttentionHead, matrix
+from rasp_compiler.graph.nodes import Node, Term
+from rasp_compiler.graph.residual import BOS, FRACTION, ONE, Dir, ResidualLayout
+from rasp_compiler.rasp.core import Comparison
+
+LEAK_BITS = 30
+
+
+def sharpness(max_seq_len: int) -> float:
+    return 2.0 * (math.log(max_seq_len + 2) + LEAK_BITS * math.log(2))
+
+
+def width_bias(max_seq_len: int) -> float:
+    """B in the selector-width BOS weight B / (B + w)."""
+    return float(max_seq_len)
+
+
+def width_fractions(max_seq_len: int) -> list[tuple[float, int]]:
+    """(BOS weight, width) for every possible width: what the selector-width MLP reads."""
+    b = width_bias(max_seq_len)
+    return [(b / (b + w), w) for w in range(max_seq_len + 1)]
+
+
+def aggregate_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> AttentionHead:
+    c = sharpness(max_seq_len)
+    m = len(node.terms)
+    qk = _tables(node.terms, layout, c)
+    qk[(ONE, BOS)] = (m - 0.5) * c
+    qk[(BOS, BOS)] = (2 * m + 1) * c  # the BOS query itself looks only at BOS
+    ov: dict[tuple[Dir, Dir], float] = {}
+    default = node.expr.default
+    if node.numerical:
+        out = Dir(node.label)
+        for d, w in layout.numeric_readout(node.aggregated).items():
+            ov[(d, out)] = w
+        ov[(BOS, out)] = float(0 if default is None else default)
+    else:
+        mine = layout.onehot(node.label)
+        for v, d in layout.onehot(node.aggregated).items():
+            ov[(d, mine[v])] = 1.0
+        if default is not None:
+            ov[(BOS, mine[default])] = 1.0
+    return _head(node.label, qk, ov, c)
+
+
+def width_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> AttentionHead:
+    c = sharpness(max_seq_len)
+    m = len(node.terms)
+    qk = _tables(node.terms, layout, c)
+    qk[(ONE, BOS)] = m * c + math.log(width_bias(max_seq_len))
+    qk[(BOS, BOS)] = (2 * m + 1) * c
+    ov = {(BOS, Dir(node.label, FRACTION)): 1.0}
+    return _head(node.label, qk, ov, c)
+
+
+def _head(label: str, qk: dict, ov: dict, c: float) -> AttentionHead:
+    qdirs = tuple(dict.fromkeys(a for a, _ in qk))
+    kdirs = tuple(dict.fromkeys(b for _, b in qk))
+    vdirs = tuple(dict.fromkeys(a for a, _ in ov))
+    odirs = tuple(dict.fromkeys(b for _, b in ov))
+    return AttentionHead(label, qdirs, kdirs, matrix(qdirs, kdirs, qk), vdirs, odirs,
+                         matrix(vdirs, odirs, ov), c)
+
+
+def _tables(terms: tuple[Term, ...], layout: ResidualLayout, c: float) -> dict[tuple[Dir, Dir], float]:
+    qk: dict[tuple[Dir, Dir], float] = {}
+    for t in terms:
+        keys, queries = layout.values[t.key], layout.values[t.query]
+        table = truth_table(t.predicate, keys, queries)
+        for qi, ki in zip(*np.nonzero(table)):
+            pair = (Dir(t.query, queries[qi]), Dir(t.key, keys[ki]))
+            qk[pair] = qk.get(pair, 0.0) + c
+    return qk
+
+
+_NUMPY_OPS = {Comparison.EQ: operator.eq, Comparison.NEQ: operator.ne, Comparison.LT: operator.lt,
+              Comparison.LEQ: operator.le, Comparison.GT: operator.gt, Comparison.GEQ: operator.ge}
+
+
+def truth_table(predicate, keys: tuple, queries: tuple) -> np.ndarray:
+    """table[q, k] = predicate(keys[k], queries[q]); vectorised for comparisons of numbers."""
+    if isinstance(predicate, Comparison) and predicate in (Comparison.TRUE, Comparison.FALSE):
+        return np.full((len(queries), len(keys)), predicate is Comparison.TRUE)
+    if predicate in _NUMPY_OPS and _numbers(keys) and _numbers(queries):
+        k = np.asarray(keys, float)[None, :]
+        q = np.asarray(queries, float)[:, None]
+        return _NUMPY_OPS[predicate](k, q)
+    return np.array([[bool(predicate(k, q)) for k in keys] for q in queries], dtype=bool).reshape(
+        len(queries), len(keys))
+
+
+def _numbers(values: tuple[Any, ...]) -> bool:
+    return all(isinstance(v, Number) and not isinstance(v, complex) for v in values)

@@ -1,0 +1,76 @@
+"""Stage 5 artifacts: each block is matrices between named residual directions.
+
+A block never sees residual indices: it reads and writes ``Dir``s, which is what
+makes every weight's label free. Assembly places the blocks into the residual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rasp_compiler.graph.residual import Dir
+
+
+@dataclass(frozen=True)
+class MLPBlock:
+    """out = relu(x[reads] @ w_in + b_in) @ w_out, written to ``writes``."""
+
+    node: str
+    reads: tuple[Dir, ...]
+    writes: tuple[Dir, ...]
+    hidden: tuple[str, ...]  # what each hidden neuron detects
+    w_in: np.ndarray  # (len(reads), n_hidden)
+    b_in: np.ndarray  # (n_hidden,)
+    w_out: np.ndarray  # (n_hidden, len(writes))
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.hidden)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Apply to rows of x over ``reads`` in float32, as the model does.
+
+        Lookup tables are large and sparse (each neuron reads one or two directions), so
+        neurons with a non-positive bias are evaluated only where an input reaches them.
+        """
+        x = np.asarray(x, np.float32)
+        w_in, b_in, w_out = (a.astype(np.float32) for a in (self.w_in, self.b_in, self.w_out))
+        if x.shape[0] * self.n_hidden < 1_000_000:
+            return np.maximum(x @ w_in + b_in, 0) @ w_out
+        from scipy import sparse
+        pre = (sparse.csr_matrix(x) @ sparse.csc_matrix(w_in)).tocsr()
+        pre.data += b_in[pre.indices]
+        pre.data = np.maximum(pre.data, 0)
+        out = np.asarray(pre @ w_out)
+        for j in np.nonzero(b_in > 0)[0]:  # neurons that fire without input: dense, with the stored part undone
+            dense = np.maximum(x @ w_in[:, j] + b_in[j], 0)
+            stored = np.asarray(pre[:, j].todense()).ravel()
+            out += np.outer(dense - stored, w_out[j])
+        return out
+
+
+@dataclass(frozen=True)
+class AttentionHead:
+    """score(q, k) = x_q[query_dirs] @ w_qk @ x_k[key_dirs]; value x_k[value_dirs] @ w_ov -> output_dirs."""
+
+    node: str
+    query_dirs: tuple[Dir, ...]
+    key_dirs: tuple[Dir, ...]
+    w_qk: np.ndarray
+    value_dirs: tuple[Dir, ...]
+    output_dirs: tuple[Dir, ...]
+    w_ov: np.ndarray
+    sharpness: float  # score gap between a selected and an unselected key
+
+
+def matrix(rows: list[Dir] | tuple[Dir, ...], cols: list[Dir] | tuple[Dir, ...],
+           entries: dict[tuple[Dir, Dir], float]) -> np.ndarray:
+    """Dense matrix from {(row_dir, col_dir): weight}."""
+    r = {d: i for i, d in enumerate(rows)}
+    c = {d: i for i, d in enumerate(cols)}
+    m = np.zeros((len(rows), len(cols)))
+    for (a, b), w in entries.items():
+        m[r[a], c[b]] += w
+    return m

@@ -1,0 +1,96 @@
+"""Stage 4: the residual stream as named directions.
+
+A direction is ``Dir(node, value)``: one per value of a categorical node, one
+(value ``None``) per numerical node, plus ``one`` (1 at every position, the query
+side of "always attend to BOS") and ``bos`` (1 only at the BOS position), and each
+selector width's internal fraction. Virtual nodes have no direction of their own:
+their ``readout`` is a linear combination of others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from rasp_compiler.graph.nodes import Kind, ProgramGraph
+from rasp_compiler.graph.schedule import Schedule
+from rasp_compiler.graph.value_sets import sorted_values
+from rasp_compiler.rasp import core
+
+FRACTION = "<bos-fraction>"  # value tag of a selector width's internal direction
+
+
+class Dir(NamedTuple):
+    node: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return self.node
+        return f"{self.node}:{self.value}"
+
+
+ONE = Dir("one")
+BOS = Dir("bos")
+
+
+@dataclass(frozen=True)
+class ResidualLayout:
+    dirs: tuple[Dir, ...]
+    index: dict[Dir, int]
+    values: dict[str, tuple]  # categorical node -> its values in direction order
+    readouts: dict[str, dict[Dir, float]]  # numerical node (incl. virtual) -> linear read-out
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(d) for d in self.dirs]
+
+    def onehot(self, node: str) -> dict[Any, Dir]:
+        """value -> direction, for a categorical node."""
+        return {v: Dir(node, v) for v in self.values[node]}
+
+    def numeric_readout(self, node: str) -> dict[Dir, float]:
+        """The linear functional of the residual stream that equals the node's numeric value."""
+        if node in self.readouts:
+            return self.readouts[node]
+        return {Dir(node, v): float(v) for v in self.values[node]}
+
+
+def build_layout(pg: ProgramGraph, value_sets: dict, sched: Schedule) -> ResidualLayout:
+    dirs: list[Dir] = [ONE, BOS]
+    values: dict[str, tuple] = {}
+    readouts: dict[str, dict[Dir, float]] = {}
+    order = sorted(pg.topological(), key=lambda n: (sched.sublayer[n], pg.graph.nodes[n]["order"]))
+    for label in order:
+        node = pg.nodes[label]
+        if not node.numerical:
+            values[label] = tuple(sorted_values(value_sets[label]))
+        if node.kind is Kind.VIRTUAL:
+            continue
+        if node.kind is Kind.WIDTH:
+            dirs.append(Dir(label, FRACTION))
+        if node.numerical:
+            dirs.append(Dir(label))
+            readouts[label] = {Dir(label): 1.0}
+        else:
+            dirs.extend(Dir(label, v) for v in values[label])
+    layout = ResidualLayout(tuple(dirs), {d: i for i, d in enumerate(dirs)}, values, readouts)
+    for label in order:  # virtual read-outs, in dependency order
+        node = pg.nodes[label]
+        if node.kind is Kind.VIRTUAL:
+            readouts[label] = _virtual_readout(node, layout)
+    return layout
+
+
+def _virtual_readout(node, layout: ResidualLayout) -> dict[Dir, float]:
+    e = node.expr
+    out: dict[Dir, float] = {}
+    if isinstance(e, core.Map):  # numerical Map of a categorical SOp: sum over its one-hot
+        for v, d in layout.onehot(node.inputs[0]).items():
+            out[d] = float(e.f(v))
+        return out
+    assert isinstance(e, core.LinearSequenceMap)
+    for src, fac in ((node.inputs[0], e.fst_fac), (node.inputs[1], e.snd_fac)):
+        for d, w in layout.numeric_readout(src).items():
+            out[d] = out.get(d, 0.0) + fac * w
+    return out

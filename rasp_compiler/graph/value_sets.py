@@ -1,0 +1,179 @@
+"""Stage 2: the finite set of values every node can take.
+
+Categorical nodes need their value set for one-hot directions; numerical nodes need
+it wherever an MLP must tell values apart (slopes come from the gaps between them)
+and to decode outputs. A numerical mean's set is every achievable mean of up to
+``max_seq_len`` values; when a set grows past ``MAX_VALUES`` it is recorded as
+``None`` (unbounded) and only an MLP that must read it fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from numbers import Number
+from typing import Any, Iterable
+
+from rasp_compiler.errors import ValueSetError
+from rasp_compiler.graph.nodes import Kind, Node, ProgramGraph
+from rasp_compiler.rasp import core
+
+MAX_VALUES = 200_000
+MAX_PRODUCT = 2_000_000
+
+ValueSet = frozenset | None
+
+
+def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -> dict[str, ValueSet]:
+    """Value set of every SOp node (``None`` for a numerical set too large to list)."""
+    sets: dict[str, ValueSet] = {}
+    for label in pg.topological():
+        sets[label] = _node_values(pg.nodes[label], pg, sets, frozenset(vocab), max_seq_len)
+    return sets
+
+
+def sorted_values(values: Iterable[Any]) -> list[Any]:
+    """A deterministic order for mixed-type values (numbers by size, then others by repr)."""
+    def key(v):
+        if isinstance(v, Number) and not isinstance(v, complex):
+            return (0, float(v), "")
+        return (1, 0.0, f"{type(v).__name__}:{v!r}")
+    return sorted(values, key=key)
+
+
+def _node_values(node: Node, pg: ProgramGraph, sets, vocab, n_max) -> ValueSet:
+    e = node.expr
+    if isinstance(e, core.TokensType):
+        return vocab
+    if isinstance(e, core.IndicesType):
+        return frozenset(range(n_max))
+    if isinstance(e, core.Full):
+        return frozenset([e.fill])
+    if isinstance(e, core.ConstantSOp):
+        return frozenset(v for v in e.value[:n_max] if v is not None)
+    if isinstance(e, core.Map):
+        src = _finite(sets, node.inputs[0], node)
+        return frozenset(_apply(node, e.f, (x,)) for x in src)
+    if isinstance(e, core.SequenceMap):
+        if isinstance(e, core.LinearSequenceMap) and node.numerical:
+            shared = _shared_mean(e, pg, sets, n_max)
+            if shared is not None:
+                return shared
+            if sets[node.inputs[0]] is None or sets[node.inputs[1]] is None:
+                return None
+        a, b = (_finite(sets, x, node) for x in node.inputs)
+        if len(a) * len(b) > MAX_PRODUCT:
+            raise ValueSetError(
+                f"SequenceMap {node.label} combines {len(a)} x {len(b)} input values, more than "
+                f"{MAX_PRODUCT}; reduce the value sets of {node.inputs[0]} and {node.inputs[1]}")
+        out = frozenset(_apply(node, e.f, (x, y)) for x, y in itertools.product(a, b))
+        return out if len(out) <= MAX_VALUES or not node.numerical else None
+    if isinstance(e, core.SelectorWidth):
+        return frozenset(range(n_max + 1))
+    if isinstance(e, core.Aggregate):
+        src = sets[node.aggregated]
+        if not node.numerical:
+            return (src or frozenset()) | ({e.default} if e.default is not None else frozenset())
+        default = 0 if e.default is None else e.default
+        if src is None:
+            return None
+        _need_numbers(src, node)
+        if _selects_at_most_one(node, sets):
+            return frozenset(float(v) for v in src) | {default}
+        means = mean_set(src, n_max)
+        return None if means is None else means | {default}
+    raise ValueSetError(f"no value-set rule for {node.op} {node.label}")
+
+
+def mean_set(values: Iterable[Any], n_max: int, cap: int = MAX_VALUES) -> frozenset | None:
+    """Every mean of a multiset of 1..n_max elements of ``values`` (exact, as floats)."""
+    vals = sorted({Fraction(v) for v in values})
+    if not vals:
+        return frozenset()
+    scale = 1
+    for v in vals:
+        scale = scale * v.denominator // _gcd(scale, v.denominator)
+    ints = sorted({int(v * scale) for v in vals})
+    sums, means = {0}, set()
+    for k in range(1, n_max + 1):
+        sums = {s + v for s in sums for v in ints}
+        means.update(Fraction(s, k * scale) for s in sums)
+        if len(means) > cap:
+            return None
+    return frozenset(float(m) for m in means)
+
+
+def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max) -> ValueSet:
+    """a*mean(X) + b*mean(Y) over one selector is mean(a*X + b*Y): a far smaller, exact set."""
+    fst, snd = e.fst, e.snd
+    if not (isinstance(fst, core.Aggregate) and isinstance(snd, core.Aggregate)
+            and fst.is_numerical and snd.is_numerical
+            and fst.selector.unique_id == snd.selector.unique_id):
+        return None
+    xs, ys = sets[_label(pg, fst.sop)], sets[_label(pg, snd.sop)]
+    if xs is None or ys is None:
+        return None
+    combined = {e.fst_fac * Fraction(x) + e.snd_fac * Fraction(y) for x in xs for y in ys}
+    means = mean_set(combined, n_max)
+    if means is None:
+        return None
+    d1 = 0 if fst.default is None else fst.default
+    d2 = 0 if snd.default is None else snd.default
+    return means | {float(e.fst_fac * d1 + e.snd_fac * d2)}
+
+
+def _label(pg: ProgramGraph, sop: core.SOp) -> str:
+    for node in pg.nodes.values():
+        if node.expr.unique_id == sop.unique_id:
+            return node.label
+    raise KeyError(sop.label)
+
+
+def _selects_at_most_one(node: Node, sets) -> bool:
+    """True when the head's key is `indices` under a predicate true for one key per query."""
+    for t in node.terms:
+        if t.key != "indices":
+            continue
+        keys, queries = sets[t.key], sets[t.query]
+        if keys is None or queries is None or len(queries) > 4096:
+            continue
+        if all(sum(1 for k in keys if t.predicate(k, q)) <= 1 for q in queries):
+            return True
+    return False
+
+
+def _finite(sets, label: str, reader: Node) -> frozenset:
+    values = sets[label]
+    if values is None:
+        raise ValueSetError(
+            f"{reader.op} {reader.label} reads numerical SOp {label}, which can take more than "
+            f"{MAX_VALUES} values, so no MLP can tell them apart exactly; reduce the values it averages "
+            "or read it only linearly (LinearSequenceMap, numerical Aggregate)")
+    return values
+
+
+def _apply(node: Node, f, args: tuple) -> Any:
+    try:
+        return f(*args)
+    except Exception as exc:
+        raise ValueSetError(
+            f"the function of {node.op} {node.label} raised {type(exc).__name__}: {exc} on "
+            f"{', '.join(map(repr, args))}, a value its inputs can take; make it total over its "
+            "inputs' values (e.g. guard the case) so every value can be compiled") from exc
+
+
+def _need_numbers(values: frozenset, node: Node) -> None:
+    bad = [v for v in values if not isinstance(v, Number)]
+    if bad:
+        raise ValueSetError(
+            f"numerical Aggregate {node.label} averages {node.aggregated}, whose values include "
+            f"non-numbers {sorted(map(repr, bad))[:5]}; aggregate a numerical SOp (numerical(Map(...)))")
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+__all__ = ["infer_value_sets", "mean_set", "sorted_values", "ValueSet", "Kind"]

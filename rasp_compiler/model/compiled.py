@@ -1,0 +1,170 @@
+"""A compiled model: weights, labels and a forward pass, with or without its program.
+
+``apply`` takes one token list starting with BOS (tracr's convention) and returns a
+result whose ``decoded`` has the BOS position first. ``apply_batch`` runs many
+sequences at once. JAX compiles the forward pass lazily, once per (batch, length)
+shape; inputs are padded to the full context so one shape serves every length.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from rasp_compiler.errors import InputError
+from rasp_compiler.model.config import ModelConfig, ModelLabels
+from rasp_compiler.model.transformer import Hooks, forward
+
+
+@dataclass(frozen=True)
+class RunResult:
+    decoded: list  # BOS position first, as tracr
+    output: np.ndarray  # (positions, outputs): logits, or the number for a numerical output
+    cache: dict[str, np.ndarray] = field(default_factory=dict)  # activations, when asked for
+
+
+class CompiledModel:
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], labels: ModelLabels,
+                 compilation: Any = None, source: str | None = None):
+        self.config = config
+        self.params = params
+        self.labels = labels
+        self.compilation = compilation  # graph, value sets, schedule, layout, blocks (None when loaded)
+        self.source = source  # text of the program, when it came from a .rasp file
+        self._ids = {tok: i for i, tok in enumerate(config.input_tokens)}
+        self._jax_params = None
+        self._jitted: dict[bool, Any] = {}
+
+    # sizes and labels ---------------------------------------------------------
+    @property
+    def residual_labels(self) -> list[str]:
+        return list(self.labels.residual)
+
+    @property
+    def n_params(self) -> int:
+        return int(sum(v.size for v in self.params.values()))
+
+    def sizes(self) -> dict[str, int]:
+        c = self.config
+        return {"layers": c.n_layers, "heads": c.n_heads, "d_model": c.d_model, "d_head": c.d_head,
+                "d_mlp": c.d_mlp, "params": self.n_params}
+
+    def __repr__(self) -> str:
+        s = self.sizes()
+        return (f"CompiledModel({self.config.output}: {s['layers']} layers, {s['heads']} heads, "
+                f"d_model={s['d_model']}, d_mlp={s['d_mlp']}, {s['params']} params)")
+
+    # running -------------------------------------------------------------------
+    def encode(self, tokens: Sequence[Any]) -> np.ndarray:
+        """Token ids for one sequence that starts with BOS, padded to the full context."""
+        c = self.config
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+            raise InputError(f"input must be a list of tokens starting with {c.bos!r}, got {tokens!r}")
+        if not tokens or tokens[0] != c.bos:
+            raise InputError(f"input must start with the BOS token {c.bos!r} (as in tracr), got {list(tokens)[:3]!r}...")
+        if len(tokens) - 1 > c.max_seq_len:
+            raise InputError(f"input has {len(tokens) - 1} tokens after BOS, more than max_seq_len={c.max_seq_len}")
+        ids = np.full(c.n_ctx, self._ids[c.pad], np.int32)
+        for i, tok in enumerate(tokens):
+            if i and (tok == c.bos or tok not in self._ids or tok == c.pad):
+                raise InputError(
+                    f"token {tok!r} at position {i} is not in the vocabulary {list(c.vocab)}")
+            ids[i] = self._ids[tok]
+        return ids
+
+    def apply(self, tokens: Sequence[Any], backend: str = "numpy") -> RunResult:
+        """Run one sequence. The default numpy backend runs the same forward pass with no
+        compile wait; ``backend="jax"`` uses the jitted JAX model (compiled on first use)."""
+        out = self._run(self.encode(tokens)[None], backend=backend)[0]
+        return RunResult(self._decode(out[: len(tokens)]), out[: len(tokens)])
+
+    def apply_batch(self, batch: Sequence[Sequence[Any]], backend: str = "jax") -> list[list]:
+        """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
+        if not batch:
+            return []
+        ids = np.stack([self.encode(t) for t in batch])
+        size = 1 << (len(ids) - 1).bit_length()  # pad the batch to a power of two: few shapes to compile
+        ids = np.concatenate([ids, np.repeat(ids[:1], size - len(ids), axis=0)])
+        out = self._run(ids, backend=backend)
+        return [self._decode(out[i, : len(t)]) for i, t in enumerate(batch)]
+
+    def run_with_cache(self, tokens: Sequence[Any], hooks: Hooks | None = None,
+                       backend: str = "numpy") -> RunResult:
+        """One run with every activation kept (numpy arrays without the batch axis)."""
+        ids = self.encode(tokens)[None]
+        cache: dict = {}
+        out = self._forward_numpy(ids, hooks=hooks, cache=cache) if backend == "numpy" else \
+            np.asarray(self._forward_jax(ids, hooks=hooks, cache=cache))
+        n = len(tokens)
+        trimmed = {k: _trim(k, np.asarray(v)[0], n) for k, v in cache.items()}
+        out = np.asarray(out)[0, :n]
+        return RunResult(self._decode(out), out, trimmed)
+
+    def _run(self, ids: np.ndarray, backend: str) -> np.ndarray:
+        if backend == "numpy":
+            return self._forward_numpy(ids)
+        return np.asarray(self._jitted_forward()(self.jax_params, ids))
+
+    def _forward_numpy(self, ids, hooks=None, cache=None):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return forward(self.params, ids, xp=np, n_layers=self.config.n_layers, causal=self.config.causal,
+                           hooks=hooks, cache=cache)
+
+    def _forward_jax(self, ids, hooks=None, cache=None):
+        import jax.numpy as jnp
+        return forward(self.jax_params, jnp.asarray(ids), xp=jnp, n_layers=self.config.n_layers,
+                       causal=self.config.causal, hooks=hooks, cache=cache)
+
+    @property
+    def jax_params(self):
+        if self._jax_params is None:
+            import jax.numpy as jnp
+            self._jax_params = {k: jnp.asarray(v) for k, v in self.params.items()}
+        return self._jax_params
+
+    def _jitted_forward(self):
+        if False not in self._jitted:
+            import jax
+            import jax.numpy as jnp
+            self._jitted[False] = jax.jit(functools.partial(
+                forward, xp=jnp, n_layers=self.config.n_layers, causal=self.config.causal))
+        return self._jitted[False]
+
+    # decoding --------------------------------------------------------------------
+    def _decode(self, out: np.ndarray) -> list:
+        c = self.config
+        decoded: list = [c.bos]
+        for row in out[1:]:
+            decoded.append(self._decode_one(row))
+        return decoded
+
+    def _decode_one(self, row: np.ndarray):
+        c = self.config
+        if c.output_numerical:
+            x = float(row[0])
+            return _snap(x, self._numeric_outputs) if c.output_values else x
+        if not len(row):
+            return None
+        j = int(np.argmax(row))
+        return c.output_values[j] if row[j] > 0.5 else None
+
+    @functools.cached_property
+    def _numeric_outputs(self) -> np.ndarray:
+        return np.asarray(sorted(float(v) for v in self.config.output_values))
+
+
+def _snap(x: float, values: np.ndarray) -> float:
+    """The closest value the output can take, when x is within a quarter of a gap of it."""
+    i = int(np.clip(np.searchsorted(values, x), 1, len(values) - 1)) if len(values) > 1 else 0
+    best = min((abs(values[j] - x), j) for j in {max(i - 1, 0), i})[1]
+    neighbours = [abs(values[best] - values[j]) for j in (best - 1, best + 1) if 0 <= j < len(values)]
+    half_gap = min(neighbours) / 2 if neighbours else abs(values[best]) * 1e-3 + 1e-3
+    return float(values[best]) if abs(values[best] - x) <= half_gap else x
+
+
+def _trim(name: str, a: np.ndarray, n: int) -> np.ndarray:
+    """Drop padded positions (attention patterns are (heads, query, key); the rest position-first)."""
+    return a[:, :n, :n] if name.endswith("hook_pattern") else a[:n]

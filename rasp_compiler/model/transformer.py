@@ -1,0 +1,60 @@
+"""The forward pass of a compiled decoder-only transformer.
+
+One function serves two array libraries: ``jax.numpy`` (jitted, the model proper,
+differentiable for attribution methods) and ``numpy`` (no compilation at all, used
+for checks and one-off runs). No LayerNorm; attention scores are not divided by
+sqrt(d_head) (the compiled scales already say how sharp each head is).
+
+``hooks`` maps an activation name to a function that may replace it (patching,
+ablation); activation names follow TransformerLens: ``blocks.{l}.hook_resid_pre``,
+``blocks.{l}.attn.hook_pattern``, ``blocks.{l}.hook_attn_out``,
+``blocks.{l}.hook_resid_mid``, ``blocks.{l}.mlp.hook_post``,
+``blocks.{l}.hook_mlp_out``, ``blocks.{l}.hook_resid_post``, plus ``hook_embed``,
+``hook_pos_embed`` and, per head, ``blocks.{l}.attn.hook_z`` (n_heads axis 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+Hooks = Mapping[str, Callable[[Any], Any]]
+
+
+def forward(params: Mapping[str, Any], ids, *, xp, n_layers: int, causal: bool, pad_id: int = 1,
+            hooks: Hooks | None = None, cache: dict | None = None):
+    """Logits (batch, positions, outputs) for token ids (batch, positions)."""
+    hooks = hooks or {}
+
+    def hook(name, value):
+        if name in hooks:
+            value = hooks[name](value)
+        if cache is not None:
+            cache[name] = value
+        return value
+
+    n = ids.shape[1]
+    tok = hook("hook_embed", params["embed.W_E"][ids])
+    pos = hook("hook_pos_embed", params["pos_embed.W_pos"][:n][None])
+    x = tok + pos
+    visible = (ids != pad_id)[:, None, None, :]  # (batch, 1, 1, key)
+    if causal:
+        visible = visible & xp.tril(xp.ones((n, n), dtype=bool))[None, None]
+    for l in range(n_layers):
+        p = f"blocks.{l}."
+        x = hook(p + "hook_resid_pre", x)
+        q = xp.einsum("btd,hde->bthe", x, params[p + "attn.W_Q"])
+        k = xp.einsum("btd,hde->bthe", x, params[p + "attn.W_K"])
+        v = xp.einsum("btd,hde->bthe", x, params[p + "attn.W_V"])
+        scores = xp.einsum("bqhe,bkhe->bhqk", q, k)
+        scores = xp.where(visible, scores, -xp.inf)
+        scores = scores - scores.max(axis=-1, keepdims=True)
+        weights = xp.exp(scores)
+        pattern = hook(p + "attn.hook_pattern", weights / weights.sum(axis=-1, keepdims=True))
+        z = hook(p + "attn.hook_z", xp.einsum("bhqk,bkhe->bqhe", pattern, v))
+        attn_out = hook(p + "hook_attn_out", xp.einsum("bqhe,hed->bqd", z, params[p + "attn.W_O"]))
+        x = hook(p + "hook_resid_mid", x + attn_out)
+        pre = x @ params[p + "mlp.W_in"] + params[p + "mlp.b_in"]
+        post = hook(p + "mlp.hook_post", xp.maximum(pre, 0))
+        mlp_out = hook(p + "hook_mlp_out", post @ params[p + "mlp.W_out"] + params[p + "mlp.b_out"])
+        x = hook(p + "hook_resid_post", x + mlp_out)
+    return hook("logits", x @ params["unembed.W_U"])
