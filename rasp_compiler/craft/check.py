@@ -26,19 +26,19 @@ def check_blocks(pg: ProgramGraph, value_sets: dict, layout: ResidualLayout, blo
     checked = 0
     for label, block in blocks.mlps.items():
         node = pg.nodes[label]
-        cases = list(_cases(node, pg, value_sets, layout, max_seq_len))
-        if not cases:
+        inputs, expected, describe = _cases(node, pg, value_sets, layout, max_seq_len)
+        if not expected:
             continue
-        x = np.zeros((len(cases), len(block.reads)), np.float32)
-        want = np.zeros((len(cases), len(block.writes)))
         ri = {d: i for i, d in enumerate(block.reads)}
         wi = {d: i for i, d in enumerate(block.writes)}
-        for row, (inputs, expected, _) in enumerate(cases):
-            for d, v in inputs.items():
-                x[row, ri[d]] += v
-            for d, v in output_vector(label, node.numerical, expected).items():
+        x = np.zeros((len(expected), len(block.reads)), np.float32)
+        for d, column in inputs.items():
+            x[:, ri[d]] += column
+        want = np.zeros((len(expected), len(block.writes)))
+        for row, value in enumerate(expected):
+            for d, v in output_vector(label, node.numerical, value).items():
                 if d not in wi:
-                    raise CompilationCheckError(f"MLP {label} cannot write {d} (value {expected!r})")
+                    raise CompilationCheckError(f"MLP {label} cannot write {d} (value {value!r})")
                 want[row, wi[d]] = v
         got = block(x)
         err = np.abs(got - want) / np.maximum(1.0, np.abs(want))
@@ -46,39 +46,42 @@ def check_blocks(pg: ProgramGraph, value_sets: dict, layout: ResidualLayout, blo
         if len(bad):
             row = bad[0][0]
             raise CompilationCheckError(
-                f"MLP of {node.op} {label} is wrong on input {cases[row][2]}: expected {cases[row][1]!r}, "
+                f"MLP of {node.op} {label} is wrong on input {describe(row)}: expected {expected[row]!r}, "
                 f"got {dict(zip(map(str, block.writes), np.round(got[row], 5)))}")
-        checked += len(cases)
+        checked += len(expected)
     return checked
 
 
 def _cases(node, pg: ProgramGraph, value_sets, layout: ResidualLayout, n: int):
-    """(residual inputs, expected output, description) for every input the block can see."""
+    """Every input the block can see: ({direction: column of inputs}, expected outputs, describe(row))."""
     e = node.expr
     if node.kind is Kind.WIDTH:
-        for frac, w in width_fractions(n):
-            yield {Dir(node.label, FRACTION): frac}, w, f"bos weight {frac:.6g} (width {w})"
-        return
+        points = width_fractions(n)
+        return ({Dir(node.label, FRACTION): np.array([p for p, _ in points])}, [w for _, w in points],
+                lambda r: f"bos weight {points[r][0]:.6g} (width {points[r][1]})")
     if isinstance(e, core.Map):
         src = node.inputs[0]
         if pg.nodes[src].numerical:
-            readout = layout.numeric_readout(src)
-            d, w = next((d, w) for d, w in readout.items() if w != 0)
-            for v in value_sets[src]:
-                yield {d: float(v) / w}, e.f(v), f"{src}={v!r}"
-        else:
-            for v, d in layout.onehot(src).items():
-                yield {d: 1.0}, e.f(v), f"{src}={v!r}"
-        return
+            d, w = next((d, w) for d, w in layout.numeric_readout(src).items() if w != 0)
+            values = list(value_sets[src])
+            return ({d: np.array([float(v) for v in values]) / w}, [e.f(v) for v in values],
+                    lambda r: f"{src}={values[r]!r}")
+        return _onehot_cases(layout, [src], lambda v: e.f(*v))
     if isinstance(e, core.SequenceMap):
         a, b = node.inputs
         if a == b:
-            for v, d in layout.onehot(a).items():
-                yield {d: 1.0}, e.f(v, v), f"{a}={v!r}"
-            return
-        for va, da in layout.onehot(a).items():
-            for vb, db in layout.onehot(b).items():
-                yield {da: 1.0, db: 1.0}, e.f(va, vb), f"{a}={va!r}, {b}={vb!r}"
+            return _onehot_cases(layout, [a], lambda v: e.f(v[0], v[0]))
+        return _onehot_cases(layout, [a, b], lambda v: e.f(*v))
+    return {}, [], str
 
 
-__all__ = ["check_blocks", "MLPBlock"]
+def _onehot_cases(layout: ResidualLayout, sources: list[str], f):
+    """All combinations of one value per categorical source, as one-hot input columns."""
+    combos = [[]]
+    for src in sources:
+        combos = [c + [v] for c in combos for v in layout.values[src]]
+    inputs: dict[Dir, np.ndarray] = {}
+    for k, src in enumerate(sources):
+        for v in layout.values[src]:
+            inputs[Dir(src, v)] = np.array([1.0 if c[k] == v else 0.0 for c in combos])
+    return inputs, [f(c) for c in combos], lambda r: ", ".join(f"{s}={v!r}" for s, v in zip(sources, combos[r]))

@@ -104,22 +104,44 @@ def mean_set(values: Iterable[Any], n_max: int, cap: int = MAX_VALUES) -> frozen
 
 
 def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max) -> ValueSet:
-    """a*mean(X) + b*mean(Y) over one selector is mean(a*X + b*Y): a far smaller, exact set."""
-    fst, snd = e.fst, e.snd
-    if not (isinstance(fst, core.Aggregate) and isinstance(snd, core.Aggregate)
-            and fst.is_numerical and snd.is_numerical
-            and fst.selector.unique_id == snd.selector.unique_id):
+    """a*mean(X) + b*mean(Y) over one selector is mean(a*X + b*Y): a far smaller, exact set.
+
+    Works through chains of LinearSequenceMaps, and for selectors built separately but
+    alike (same SOps, same comparison).
+    """
+    form = _mean_form(e)
+    if form is None:
         return None
-    xs, ys = sets[_label(pg, fst.sop)], sets[_label(pg, snd.sop)]
-    if xs is None or ys is None:
-        return None
-    combined = {e.fst_fac * Fraction(x) + e.snd_fac * Fraction(y) for x in xs for y in ys}
+    _, default, terms = form
+    combined = {Fraction(0)}
+    for coef, sop in terms:
+        values = sets[_label(pg, sop)]
+        if values is None or len(combined) * len(values) > MAX_PRODUCT:
+            return None
+        combined = {c + Fraction(coef) * Fraction(v) for c in combined for v in values}
     means = mean_set(combined, n_max)
-    if means is None:
-        return None
-    d1 = 0 if fst.default is None else fst.default
-    d2 = 0 if snd.default is None else snd.default
-    return means | {float(e.fst_fac * d1 + e.snd_fac * d2)}
+    return None if means is None else means | {float(default)}
+
+
+def _mean_form(e: core.SOp):
+    """(selector signature, default, [(coefficient, aggregated SOp)]) when e is a linear
+    combination of numerical Aggregates that all use the same selector."""
+    if isinstance(e, core.Aggregate) and e.is_numerical:
+        return _selector_signature(e.selector), Fraction(0 if e.default is None else e.default), [(1, e.sop)]
+    if isinstance(e, core.LinearSequenceMap) and e.is_numerical:
+        a, b = _mean_form(e.fst), _mean_form(e.snd)
+        if a is None or b is None or a[0] != b[0]:
+            return None
+        return (a[0], e.fst_fac * a[1] + e.snd_fac * b[1],
+                [(e.fst_fac * c, s) for c, s in a[2]] + [(e.snd_fac * c, s) for c, s in b[2]])
+    return None
+
+
+def _selector_signature(sel: core.Selector) -> tuple:
+    if isinstance(sel, core.Select):
+        pred = sel.predicate.value if isinstance(sel.predicate, core.Comparison) else id(sel.predicate)
+        return ("select", sel.keys.unique_id, sel.queries.unique_id, pred)
+    return (type(sel).__name__, *(_selector_signature(c) for c in sel.children))
 
 
 def _label(pg: ProgramGraph, sop: core.SOp) -> str:

@@ -107,15 +107,19 @@ length = make_length()
 
 @functools.cache
 def _reverse_selector() -> rasp.Selector:
-    # opp_idx = length - 1 - index, written as ONE SequenceMap (one MLP rather than two).
-    opp_idx = rasp.SequenceMap(lambda n, i: n - 1 - i, make_length(), rasp.indices).named("opp_idx")
+    # length - index is linear in two SOps with numeric values: a LinearSequenceMap costs
+    # nothing, and one staircase MLP (2 neurons per value) makes it categorical, where a
+    # SequenceMap would need a neuron for every (length, index) pair.
+    diff = rasp.numerical(rasp.LinearSequenceMap(make_length(), rasp.indices, 1, -1)).named("length_minus_index")
+    opp_idx = rasp.categorical(rasp.Map(lambda d: int(round(d)) - 1, diff)).named("opp_idx")
     return rasp.Select(rasp.indices, opp_idx, rasp.Comparison.EQ).named("reverse_select")
 
 
 def make_reverse(sop: rasp.SOp = rasp.tokens, *, name: str = "reverse") -> rasp.SOp:
     """``sop`` reversed: position i holds ``sop[length - 1 - i]``.
 
-    ``opp_idx = length - 1 - indices`` (one SequenceMap, shared by every reverse), then a
+    ``opp_idx = length - 1 - indices`` (a free LinearSequenceMap and one small MLP, shared
+    by every reverse), then a
     categorical Aggregate selecting exactly the mirrored position.
     """
     return rasp.Aggregate(_reverse_selector(), sop).named(name)
@@ -142,32 +146,39 @@ def make_sort_unique(vals: rasp.SOp, keys: rasp.SOp, *, name: str = "sort_unique
     return rasp.Aggregate(to_target, vals).named(name)
 
 
-def make_sort(vals: rasp.SOp, keys: rasp.SOp, *, name: str = "sort",
+def make_sort(vals: rasp.SOp, keys: rasp.SOp, *, name: str = "sort", descending: bool = False,
               max_seq_len: int | None = None, min_key: Any = None) -> rasp.SOp:
-    """``vals`` reordered so that ``keys`` ascend; equal keys keep their order (stable).
+    """``vals`` reordered so that ``keys`` ascend (or descend); equal keys keep their order.
 
-    The keys are made unique with a categorical ``SequenceMap`` to the pair
-    ``(key, index)`` (tuples compare lexicographically), then :func:`make_sort_unique`.
-    ``max_seq_len`` and ``min_key`` are accepted for tracr compatibility and not needed.
+    Position k goes to ``target_pos[k]`` = (number of keys that come before ``keys[k]``)
+    + (number of earlier positions with an equal key). Both counts are selector widths
+    over the keys' own values, the second a conjunction (one head), so the key space is
+    never multiplied by the positions. ``max_seq_len`` and ``min_key`` are accepted for
+    tracr compatibility and not needed.
     """
     del max_seq_len, min_key
-    unique_keys = rasp.SequenceMap(lambda k, i: (k, i), keys, rasp.indices).named(f"{name}_unique_key")
-    return make_sort_unique(vals, unique_keys, name=name)
+    before = rasp.Comparison.GT if descending else rasp.Comparison.LT
+    smaller = rasp.numerical(rasp.SelectorWidth(
+        rasp.Select(keys, keys, before).named(f"{name}_key_before"))).named(f"{name}_n_before")
+    ties = rasp.SelectorAnd(rasp.Select(keys, keys, rasp.Comparison.EQ),
+                            rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)).named(f"{name}_earlier_tie")
+    earlier_ties = rasp.numerical(rasp.SelectorWidth(ties)).named(f"{name}_n_earlier_ties")
+    total = rasp.numerical(rasp.LinearSequenceMap(smaller, earlier_ties, 1, 1)).named(f"{name}_target_sum")
+    target_pos = rasp.categorical(rasp.Map(lambda x: int(round(x)), total)).named(f"{name}_target_pos")
+    to_target = rasp.Select(target_pos, rasp.indices, rasp.Comparison.EQ).named(f"{name}_select_target")
+    return rasp.Aggregate(to_target, vals).named(name)
 
 
 def make_sort_freq(max_seq_len: int | None = None, *, sop: rasp.SOp = rasp.tokens,
                    name: str = "sort_freq") -> rasp.SOp:
     """``sop`` sorted by descending frequency; ties (equal counts) keep input order.
 
-    ``hist`` counts each value; the sort key is ``(-hist, index)``. The negation is folded
-    into the SequenceMap that makes keys unique (one MLP instead of a Map then a
-    SequenceMap), so this is exactly ``make_sort(sop, -hist)`` one step shallower.
-    ``max_seq_len`` is accepted for tracr compatibility and not needed.
+    ``make_sort(sop, hist, descending=True)``: comparing counts with ``>`` needs no
+    negated copy of ``hist``. ``max_seq_len`` is accepted for tracr compatibility.
     """
     del max_seq_len
     hist = make_hist(sop, name=f"{name}_hist")
-    key = rasp.SequenceMap(lambda h, i: (-h, i), hist, rasp.indices).named(f"{name}_key")
-    return make_sort_unique(sop, key, name=name)
+    return make_sort(sop, hist, name=name, descending=True)
 
 
 # --------------------------------------------------------------------------- prefix fractions

@@ -60,6 +60,13 @@ _COMPARISONS: dict[Comparison, Callable[[Any, Any], bool]] = {
     Comparison.TRUE: lambda k, q: True,
     Comparison.FALSE: lambda k, q: False,
 }
+
+
+def comparison_function(comparison: Comparison) -> Callable[[Any, Any], bool]:
+    """The plain (key, query) function of a comparison, for values known not to be None."""
+    return _COMPARISONS[comparison]
+
+
 _SYMBOLS = {Comparison.EQ: "==", Comparison.LT: "<", Comparison.LEQ: "<=", Comparison.GT: ">",
             Comparison.GEQ: ">=", Comparison.NEQ: "!=", Comparison.TRUE: "true",
             Comparison.FALSE: "false"}

@@ -69,13 +69,21 @@ class _Evaluator:
                     f"ConstantSOp {e.label} has {len(e.value)} values but the input has {n} tokens")
             return [e.value[i] if i < len(e.value) else None for i in range(n)]
         if isinstance(e, core.Map):
-            return [None if x is None else _call(e, e.f, x) for x in v(e.inner)]
+            f = e.f
+            return _guarded(e, lambda: [None if x is None else f(x) for x in v(e.inner)],
+                            lambda: [None if x is None else _call(e, f, x) for x in v(e.inner)])
         if isinstance(e, core.SequenceMap):
-            return [None if (x is None or y is None) else _call(e, e.f, x, y)
-                    for x, y in zip(v(e.fst), v(e.snd))]
+            f = e.f
+            pairs = list(zip(v(e.fst), v(e.snd)))
+            return _guarded(e, lambda: [None if (x is None or y is None) else f(x, y) for x, y in pairs],
+                            lambda: [None if (x is None or y is None) else _call(e, f, x, y) for x, y in pairs])
         if isinstance(e, core.Select):
             keys, queries = v(e.keys), v(e.queries)
-            return [[bool(_call(e, e.predicate, k, q)) for k in keys] for q in queries]
+            pred = e.predicate
+            if isinstance(pred, core.Comparison) and None not in keys and None not in queries:
+                pred = core.comparison_function(pred)  # skip the per-call None handling
+            return _guarded(e, lambda: [[bool(pred(k, q)) for k in keys] for q in queries],
+                            lambda: [[bool(_call(e, pred, k, q)) for k in keys] for q in queries])
         if isinstance(e, core.SelectorAnd):
             a, b = v(e.fst), v(e.snd)
             return [[x and y for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
@@ -118,6 +126,14 @@ class _Evaluator:
                         "use a numerical Aggregate for a mean, or a narrower selector")
                 out.append(first)
         return out
+
+
+def _guarded(e: core.RASPExpr, fast, careful):
+    """Run the fast loop; if the user's function raises, rerun carefully to name the value."""
+    try:
+        return fast()
+    except Exception:
+        return careful()
 
 
 def _call(e: core.RASPExpr, f, *args):
