@@ -28,8 +28,17 @@ def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -
     """Value set of every SOp node (``None`` for a numerical set too large to list)."""
     sets: dict[str, ValueSet] = {}
     for label in pg.topological():
-        sets[label] = _node_values(pg.nodes[label], pg, sets, frozenset(vocab), max_seq_len)
+        values = _node_values(pg.nodes[label], pg, sets, frozenset(vocab), max_seq_len)
+        sets[label] = None if values is None else _tidy(values)
     return sets
+
+
+def _tidy(values: frozenset) -> frozenset:
+    """Merge floats that differ only by rounding (1.9999999999999998 and 2.0): no MLP could
+    tell them apart, and they are the same value to the program's author."""
+    if not any(isinstance(v, float) for v in values):
+        return values
+    return frozenset(float(f"{v:.12g}") if isinstance(v, float) else v for v in values)
 
 
 def sorted_values(values: Iterable[Any]) -> list[Any]:

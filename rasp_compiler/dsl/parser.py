@@ -1,0 +1,859 @@
+"""Text RASP -> rasp objects.
+
+lark parses the text with the grammar in ``rasp.lark``; :class:`_Interpreter` then walks
+the tree once, top to bottom, with lexical environments (functions close over the
+environment they are defined in), and builds ``rasp`` expressions. Nothing is ever
+passed to Python's ``eval``: elementwise operations become :mod:`formula` trees,
+compiled into closures.
+
+See docs/language.md for the language and the encoding rules.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections import Counter
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Iterator
+
+import lark
+from lark import Token, Tree
+
+from rasp_compiler.errors import ParseError
+from rasp_compiler.rasp import core
+from rasp_compiler.dsl import formula as fm
+from rasp_compiler.dsl.formula import Arg, Const, Op
+
+# --------------------------------------------------------------------------- the grammar
+@functools.cache
+def _lark() -> lark.Lark:
+    text = resources.files("rasp_compiler.dsl").joinpath("rasp.lark").read_text(encoding="utf-8")
+    # The basic lexer (not lark's contextual one) so that a keyword in the wrong place is
+    # a syntax error rather than silently read as a name.
+    return lark.Lark(text, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True)
+
+
+KEYWORDS = frozenset({"def", "return", "if", "else", "and", "or", "not", "in", "select",
+                      "True", "False", "true", "false"})
+BUILTIN_FUNCTIONS = frozenset({"aggregate", "selector_width", "numerical", "categorical",
+                               "indicator", "round", "abs", "full", "constant"})
+BUILTIN_VALUES = frozenset({"tokens", "indices", "length",
+                            "tokens_str", "tokens_int", "tokens_float", "tokens_bool"})
+RESERVED = KEYWORDS | BUILTIN_FUNCTIONS | BUILTIN_VALUES
+
+_PREDICATES = {"==": core.Comparison.EQ, "!=": core.Comparison.NEQ, "<": core.Comparison.LT,
+               ">": core.Comparison.GT, "<=": core.Comparison.LEQ, ">=": core.Comparison.GEQ,
+               "true": core.Comparison.TRUE, "True": core.Comparison.TRUE,
+               "false": core.Comparison.FALSE, "False": core.Comparison.FALSE}
+_OUTPUT_DIRECTIVE = re.compile(r"^\s*#\s*output\s*:\s*(\S+)\s*$")
+
+
+# --------------------------------------------------------------------------- public types
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A parsed text RASP file.
+
+    ``programs`` holds every top-level assignment of an SOp or selector, in order of
+    first assignment (a name assigned twice maps to its last value), each labelled with
+    its variable name. ``output`` is the SOp named by the last ``# output: name``
+    comment, else the SOp of the last top-level assignment of an SOp (None if there is
+    none).
+    """
+
+    programs: dict[str, core.RASPExpr]
+    source: str
+    filename: str = "<text>"
+    output: core.SOp | None = None
+
+    def __getitem__(self, name: str) -> core.RASPExpr:
+        try:
+            return self.programs[name]
+        except KeyError:
+            raise KeyError(f"{self.filename} defines no sequence or selector {name!r}; "
+                           f"it defines {sorted(self.programs)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.programs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.programs)
+
+    def __len__(self) -> int:
+        return len(self.programs)
+
+
+def parse(text: str, filename: str = "<text>") -> Program:
+    """Parse text RASP into a :class:`Program`; raises :class:`ParseError` (file:line:col)."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse needs the program text as a str, got {type(text).__name__}")
+    lines = text.splitlines()
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _syntax_error(exc, text, lines, filename) from None
+    return _Interpreter(text, lines, filename).run(tree)
+
+
+def load(path) -> Program:
+    """Read and parse a ``.rasp`` file."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    return parse(text, filename=str(path))
+
+
+# --------------------------------------------------------------------------- syntax errors
+_TERMINAL_NAMES = {"NAME": "a name", "INT": "a number", "FLOAT": "a number", "STRING": "a string",
+                   "$END": "the end of the file"}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    try:
+        pattern = _lark().get_terminal(name).pattern
+    except KeyError:
+        return name
+    if isinstance(pattern, lark.lexer.PatternStr):
+        return f"'{pattern.value}'"
+    return name
+
+
+def _expected_text(names) -> str:
+    described = sorted({_describe_terminal(n) for n in names if not n.startswith("__")})
+    if not described:
+        return ""
+    if len(described) > 8:  # after an expression: name the punctuation that could end it
+        closers = [c for c in ("';'", "')'", "']'", "','") if c in described]
+        if "a name" in described:
+            return " (expected an expression)"
+        return " (expected an operator" + "".join(f" or {c}" for c in closers) + ")"
+    return " (expected " + ", ".join(described[:-1]) + (" or " if len(described) > 1 else "") + described[-1] + ")"
+
+
+def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, lines: list[str], filename: str) -> ParseError:
+    line, column = getattr(exc, "line", -1), getattr(exc, "column", -1)
+    if isinstance(exc, lark.exceptions.UnexpectedToken) and exc.token.type == "$END":
+        line, column = -1, -1
+    if line is None or line < 1:  # end of input: point just after the last character
+        line = max(len(lines), 1)
+        column = (len(lines[-1]) if lines else 0) + 1
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        message = f"unexpected character {ch!r}"
+        if ch in "\"'":
+            message += " (a string must be closed on the same line)"
+        message += _expected_text(exc.allowed or ())
+    elif isinstance(exc, lark.exceptions.UnexpectedToken) and exc.token.type != "$END":
+        message = f"unexpected {exc.token.value!r}" + _expected_text(exc.accepts or exc.expected)
+    else:
+        expected = getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ()
+        message = "unexpected end of file" + _expected_text(expected)
+    return ParseError(message, filename=filename, line=line, column=column, source_line=source_line)
+
+
+# --------------------------------------------------------------------------- values
+@dataclass(eq=False)
+class _Function:
+    name: str
+    params: list[str]
+    statements: list[Tree]
+    ret: Tree
+    closure: "_Scope"
+    node: Tree
+
+
+@dataclass(eq=False)
+class _Builtin:
+    name: str
+    min_args: int
+    max_args: int
+    signature: str
+
+
+class _Scope:
+    def __init__(self, parent: "_Scope | None" = None):
+        self.vars: dict[str, Any] = {}
+        self.parent = parent
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.vars:
+                return True, scope.vars[name]
+            scope = scope.parent
+        return False, None
+
+    def visible_names(self) -> set[str]:
+        names: set[str] = set()
+        scope: _Scope | None = self
+        while scope is not None:
+            names |= set(scope.vars)
+            scope = scope.parent
+        return names
+
+
+_BUILTINS = {
+    "aggregate": _Builtin("aggregate", 2, 3, "aggregate(selector, sequence[, default])"),
+    "selector_width": _Builtin("selector_width", 1, 1, "selector_width(selector)"),
+    "numerical": _Builtin("numerical", 1, 1, "numerical(sequence)"),
+    "categorical": _Builtin("categorical", 1, 1, "categorical(sequence)"),
+    "indicator": _Builtin("indicator", 1, 1, "indicator(sequence)"),
+    "round": _Builtin("round", 1, 1, "round(sequence)"),
+    "abs": _Builtin("abs", 1, 1, "abs(sequence)"),
+    "full": _Builtin("full", 1, 1, "full(constant)"),
+    "constant": _Builtin("constant", 1, 1, "constant([values...])"),
+}
+
+
+def _is_const(v: Any) -> bool:
+    return isinstance(v, (bool, int, float, str))
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, core.Selector):
+        return f"the selector {v.label}"
+    if isinstance(v, core.SOp):
+        return f"the sequence {v.label}"
+    if isinstance(v, tuple):
+        return "a list"
+    if isinstance(v, _Function):
+        return f"the function {v.name}"
+    if isinstance(v, _Builtin):
+        return f"the built-in function {v.name}"
+    if isinstance(v, str):
+        return f"the string {fm.quote(v)}"
+    return f"the constant {v!r}"
+
+
+def _has_name(e: core.RASPExpr) -> bool:
+    return isinstance(e, (core.TokensType, core.IndicesType)) or "name" in e.annotations
+
+
+# --------------------------------------------------------------------------- interpreter
+class _Interpreter:
+    """Executes a parse tree, building rasp expressions (one instance per parse)."""
+
+    def __init__(self, source: str, lines: list[str], filename: str):
+        self.source, self.lines, self.filename = source, lines, filename
+        self.used_labels: set[str] = {"tokens", "indices", "length"}
+        self.reserved_labels: set[str] = set()
+        self.bound: set[int] = set()  # unique_ids reachable through a variable
+        # Encoding copies and categorical views, per (node, label): a node named after the
+        # copy was made gets its own, so no node is ever seen under two labels.
+        self.siblings: dict[tuple[int, str, bool], core.SOp] = {}
+        self.active: list[_Function] = []
+        self.length = core.SelectorWidth(core.Select(core.tokens, core.tokens, core.Comparison.TRUE)).named("length")
+        self.globals = _Scope()
+        for name, b in _BUILTINS.items():
+            self.globals.vars[name] = b
+        for name in ("tokens", "tokens_str", "tokens_int", "tokens_float", "tokens_bool"):
+            self.globals.vars[name] = core.tokens
+        self.globals.vars["indices"] = core.indices
+        self.globals.vars["length"] = self.length
+        self.bound.update({core.tokens.unique_id, core.indices.unique_id, self.length.unique_id})
+        self.scope = _Scope(self.globals)
+
+    # -- errors ---------------------------------------------------------------------
+    def _pos(self, node) -> tuple[int | None, int | None]:
+        if isinstance(node, Token):
+            return node.line, node.column
+        if isinstance(node, Tree):
+            meta = node.meta
+            if not getattr(meta, "empty", True):
+                return meta.line, meta.column
+            for child in node.children:
+                if child is not None:
+                    pos = self._pos(child)
+                    if pos[0] is not None:
+                        return pos
+        return None, None
+
+    def error(self, message: str, node) -> ParseError:
+        line, column = self._pos(node)
+        source_line = self.lines[line - 1] if line is not None and 0 < line <= len(self.lines) else None
+        return ParseError(message, filename=self.filename, line=line, column=column, source_line=source_line)
+
+    # -- labels -----------------------------------------------------------------------
+    def _fresh_label(self, base: str) -> str:
+        candidate, k = base, 2
+        while candidate in self.used_labels or candidate in self.reserved_labels:
+            candidate, k = f"{base}_{k}", k + 1
+        self.used_labels.add(candidate)
+        return candidate
+
+    def _bind(self, scope: _Scope, name: str, value: Any, label: str | None, node) -> Any:
+        """Store ``value`` under ``name``; name it ``label`` if it is a fresh expression."""
+        if name in RESERVED:
+            raise self.error(f"cannot assign to the built-in name {name!r}; choose another name", node)
+        if isinstance(value, core.RASPExpr):
+            if label is not None and not _has_name(value):
+                value = value.named(label)
+            self.bound.add(value.unique_id)
+        scope.vars[name] = value
+        return value
+
+    # -- program ----------------------------------------------------------------------
+    def run(self, tree: Tree) -> Program:
+        statements = list(tree.children)
+        assign_counts = Counter(s.children[0].value for s in statements if s.data == "assign")
+        self.reserved_labels = set(assign_counts)
+        seen: Counter = Counter()
+        numerical_names = self._aggregate_only_names(statements)
+        programs: dict[str, core.RASPExpr] = {}
+        last_sop: str | None = None
+        for stmt in statements:
+            if stmt.data == "funcdef":
+                self._define(stmt, self.scope)
+                continue
+            name_tok, expr = stmt.children
+            name = name_tok.value
+            seen[name] += 1
+            try:
+                value = self._prepare_binding(self.value_of(expr, self.scope), name in numerical_names)
+            except RecursionError:
+                raise self.error("this statement is nested too deeply to read (hundreds of operators "
+                                 "or calls in one chain); split it into named steps", stmt) from None
+            label = name if seen[name] == assign_counts[name] else None
+            if isinstance(value, core.RASPExpr) and not _has_name(value):
+                if label is None:
+                    label = self._fresh_label(name)
+                else:
+                    self.used_labels.add(label)
+            value = self._bind(self.scope, name, value, label, name_tok)
+            if isinstance(value, core.RASPExpr):
+                programs[name] = value
+                if isinstance(value, core.SOp):
+                    last_sop = name
+            else:
+                programs.pop(name, None)
+        output = self._output(programs, last_sop)
+        return Program(programs=programs, source=self.source, filename=self.filename, output=output)
+
+    def _output(self, programs: dict[str, core.RASPExpr], last_sop: str | None) -> core.SOp | None:
+        directive = None
+        for lineno, text in enumerate(self.lines, start=1):
+            m = _OUTPUT_DIRECTIVE.match(text)
+            if m:
+                directive = (lineno, m.start(1) + 1, m.group(1), text)
+        if directive is None:
+            return programs[last_sop] if last_sop is not None else None  # type: ignore[return-value]
+        lineno, column, name, text = directive
+        value = programs.get(name)
+        if not isinstance(value, core.SOp):
+            what = "is a selector" if isinstance(value, core.Selector) else "is not a top-level sequence"
+            raise ParseError(f"'# output: {name}' names {name!r}, which {what}; name a sequence assigned at top level",
+                             filename=self.filename, line=lineno, column=column, source_line=text)
+        return value
+
+    # -- encodings at binding time ---------------------------------------------------------
+    def _aggregate_only_names(self, statements: list[Tree]) -> set[str]:
+        """Names whose every use in ``statements`` is as the sequence of an ``aggregate``."""
+        agg_uses: Counter = Counter()
+        other_uses: Counter = Counter()
+
+        # (node, is the sequence argument of an aggregate, is the argument of categorical(...))
+        stack: list[tuple[Any, bool, bool]] = [(stmt, False, False) for stmt in statements]
+        while stack:
+            node, as_aggregated, under_categorical = stack.pop()
+            if not isinstance(node, Tree):
+                continue
+            if node.data == "var":
+                (agg_uses if as_aggregated else other_uses)[node.children[0].value] += 1
+            elif node.data == "call":
+                callee = node.children[0].value
+                args = [a for a in node.children[1:] if a is not None]
+                for i, arg in enumerate(args):
+                    aggregated = callee == "aggregate" and i == 1 and not under_categorical
+                    wrapped = callee == "categorical" and isinstance(arg, Tree) and arg.data == "call"
+                    stack.append((arg, aggregated, wrapped))
+            else:
+                stack.extend((child, False, False) for child in node.children)
+        return {n for n in agg_uses if other_uses[n] == 0}
+
+    def _prepare_binding(self, value: Any, aggregated_only: bool) -> Any:
+        """A fresh numeric-valued Map bound to a name used only in aggregates becomes numerical."""
+        if (aggregated_only and isinstance(value, (core.Map, core.SequenceMap, core.Full))
+                and not value.is_numerical and not fm.explicitly_categorical(value)
+                and value.unique_id not in self.bound and fm.numeric_valued(value)):
+            return core.numerical(value)
+        return value
+
+    # -- functions ---------------------------------------------------------------------
+    def _define(self, node: Tree, scope: _Scope) -> None:
+        _def, name_tok, params_tree, body = node.children
+        params: list[str] = []
+        for p in params_tree.children:
+            if p is None:
+                continue
+            if p.value in RESERVED:
+                raise self.error(f"cannot use the built-in name {p.value!r} as a parameter name", p)
+            if p.value in params:
+                raise self.error(f"parameter {p.value!r} appears twice in the definition of {name_tok.value}", p)
+            params.append(p.value)
+        *statements, ret = body.children
+        fn = _Function(name_tok.value, params, statements, ret.children[-1], scope, node)
+        if name_tok.value in RESERVED:
+            raise self.error(f"cannot define a function with the built-in name {name_tok.value!r}", name_tok)
+        scope.vars[name_tok.value] = fn
+
+    def _call_function(self, fn: _Function, args: list[Any], arg_nodes: list, node: Tree) -> Any:
+        if len(args) != len(fn.params):
+            expected = f"{len(fn.params)} argument{'s' if len(fn.params) != 1 else ''}"
+            sig = f"{fn.name}({', '.join(fn.params)})"
+            raise self.error(f"{sig} takes {expected}, got {len(args)}", node)
+        if any(f is fn for f in self.active):
+            raise self.error(f"{fn.name} calls itself; recursion is not supported in RASP", node)
+        local = _Scope(fn.closure)
+        for pname, value in zip(fn.params, args):
+            self._bind(local, pname, value, None, node)
+        returned = fn.ret.children[0].value if fn.ret.data == "var" else None
+        numerical_names = self._aggregate_only_names(fn.statements + [fn.ret])
+        self.active.append(fn)
+        try:
+            for stmt in fn.statements:
+                if stmt.data == "funcdef":
+                    self._define(stmt, local)
+                    continue
+                name_tok, expr = stmt.children
+                name = name_tok.value
+                value = self._prepare_binding(self.value_of(expr, local), name in numerical_names)
+                label = None
+                if isinstance(value, core.RASPExpr) and not _has_name(value) and name != returned:
+                    label = self._fresh_label(f"{fn.name}_{name}")
+                self._bind(local, name, value, label, name_tok)
+            return self.value_of(fn.ret, local)
+        finally:
+            self.active.pop()
+
+    # -- expressions ---------------------------------------------------------------------
+    def value_of(self, node, scope: _Scope) -> Any:
+        handler = getattr(self, f"_e_{node.data}", None)
+        if handler is None:  # pragma: no cover - grammar and interpreter out of sync
+            raise self.error(f"internal error: no rule for {node.data!r}", node)
+        return handler(node, scope)
+
+    def _e_int_lit(self, node, scope):
+        return int(node.children[0].value)
+
+    def _e_float_lit(self, node, scope):
+        return float(node.children[0].value)
+
+    def _e_true_lit(self, node, scope):
+        return True
+
+    def _e_false_lit(self, node, scope):
+        return False
+
+    def _e_string_lit(self, node, scope):
+        tok = node.children[0]
+        return self._unescape(tok)
+
+    def _unescape(self, tok: Token) -> str:
+        body = tok.value[1:-1]
+        out, i = [], 0
+        simple = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+        while i < len(body):
+            ch = body[i]
+            if ch != "\\":
+                out.append(ch)
+                i += 1
+                continue
+            nxt = body[i + 1]
+            if nxt in simple:
+                out.append(simple[nxt])
+                i += 2
+            elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2:i + 6] or ""):
+                out.append(chr(int(body[i + 2:i + 6], 16)))
+                i += 6
+            else:
+                err = self.error(f"unknown escape sequence '\\{nxt}' in a string "
+                                 "(use \\n, \\t, \\r, \\\\, \\\", \\' or \\uXXXX)", tok)
+                raise err
+        return "".join(out)
+
+    def _e_list_lit(self, node, scope):
+        items = []
+        for child in node.children:
+            if child is None:
+                continue
+            v = self.value_of(child, scope)
+            if not _is_const(v):
+                raise self.error(f"a list holds constants only, but this element is {_describe(v)}", child)
+            items.append(v)
+        return tuple(items)
+
+    def _e_var(self, node, scope):
+        tok = node.children[0]
+        found, value = scope.lookup(tok.value)
+        if not found:
+            raise self._undefined(tok, scope)
+        return value
+
+    def _undefined(self, tok: Token, scope: _Scope) -> ParseError:
+        close = difflib.get_close_matches(tok.value, sorted(scope.visible_names()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return self.error(f"undefined name {tok.value!r}{hint}", tok)
+
+    # selectors ----------------------------------------------------------------------------
+    def _e_select(self, node, scope):
+        _kw, keys_node, queries_node, pred_node = node.children
+        keys = self._select_side(self.value_of(keys_node, scope), keys_node, "keys")
+        queries = self._select_side(self.value_of(queries_node, scope), queries_node, "queries")
+        predicate = _PREDICATES[pred_node.children[0].value]
+        if not isinstance(keys, core.SOp) and not isinstance(queries, core.SOp):
+            # Two constants: the same answer for every (query, key) pair.
+            predicate = core.Comparison.TRUE if predicate(keys, queries) else core.Comparison.FALSE
+            return core.Select(core.tokens, core.tokens, predicate)
+        keys = self._categorical_view(keys) if isinstance(keys, core.SOp) else core.Full(keys)
+        queries = self._categorical_view(queries) if isinstance(queries, core.SOp) else core.Full(queries)
+        return core.Select(keys, queries, predicate)
+
+    def _select_side(self, v: Any, node, role: str):
+        if isinstance(v, core.SOp) or _is_const(v):
+            return v
+        raise self.error(f"select: the {role} must be a sequence or a constant, got {_describe(v)}", node)
+
+    # operators ----------------------------------------------------------------------------
+    def _e_logic(self, node, scope):
+        left_node, op_tok, right_node = node.children
+        left, right = self.value_of(left_node, scope), self.value_of(right_node, scope)
+        op = op_tok.value
+        if isinstance(left, core.Selector) or isinstance(right, core.Selector):
+            if isinstance(left, core.Selector) and isinstance(right, core.Selector):
+                return core.SelectorAnd(left, right) if op == "and" else core.SelectorOr(left, right)
+            sel_side, other = (left, right) if isinstance(left, core.Selector) else (right, left)
+            raise self.error(f"'{op}' combines two selectors or two sequences, not {_describe(sel_side)} "
+                             f"and {_describe(other)}", op_tok)
+        return self._apply(op, [left, right], [left_node, right_node], op_tok)
+
+    def _e_not_op(self, node, scope):
+        op_tok, operand_node = node.children
+        v = self.value_of(operand_node, scope)
+        if isinstance(v, core.Selector):
+            return core.SelectorNot(v)
+        return self._apply("not", [v], [operand_node], op_tok)
+
+    def _e_binop(self, node, scope):
+        left_node, op_tok, right_node = node.children
+        left, right = self.value_of(left_node, scope), self.value_of(right_node, scope)
+        return self._apply(op_tok.value, [left, right], [left_node, right_node], op_tok)
+
+    def _e_neg(self, node, scope):
+        op_tok, operand_node = node.children
+        return self._apply("neg", [self.value_of(operand_node, scope)], [operand_node], op_tok)
+
+    def _e_pos(self, node, scope):
+        op_tok, operand_node = node.children
+        v = self.value_of(operand_node, scope)
+        self._check_operand(v, operand_node, "unary '+'")
+        if isinstance(v, str):
+            raise self.error(f"unary '+' needs a number or a sequence, got {_describe(v)}", op_tok)
+        return v
+
+    def _e_membership(self, node, scope):
+        left_node, *ops, right_node = node.children
+        op = "not in" if len(ops) == 2 else "in"
+        left, right = self.value_of(left_node, scope), self.value_of(right_node, scope)
+        if not isinstance(right, tuple):
+            raise self.error(f"the right side of '{op}' must be a list such as [1, 2], got {_describe(right)}",
+                             right_node)
+        return self._apply(op, [left, right], [left_node, right_node], ops[0], list_ok=(1,))
+
+    def _e_cond(self, node, scope):
+        then_node, cond_node, else_node = node.children
+        then, cond, other = (self.value_of(n, scope) for n in (then_node, cond_node, else_node))
+        if _is_const(cond):
+            for v, n in ((then, then_node), (other, else_node)):
+                self._check_operand(v, n, "'x if c else y'")
+            return then if cond else other
+        return self._apply("cond", [cond, then, other], [cond_node, then_node, else_node], node)
+
+    def _check_operand(self, v: Any, node, what: str, list_ok: bool = False) -> None:
+        if isinstance(v, core.SOp) or _is_const(v) or (list_ok and isinstance(v, tuple)):
+            return
+        if isinstance(v, core.Selector):
+            hint = " (selectors combine only with and, or, not)"
+        elif isinstance(v, tuple):
+            hint = " (lists are only allowed on the right of 'in')"
+        else:
+            hint = ""
+        raise self.error(f"{what} needs sequences or constants, got {_describe(v)}{hint}", node)
+
+    def _apply(self, op: str, values: list[Any], nodes: list, where, list_ok: tuple[int, ...] = ()) -> Any:
+        """An elementwise operation on sequences and constants."""
+        label = {"neg": "unary '-'", "cond": "'x if c else y'"}.get(op, f"'{op}'")
+        for i, (v, n) in enumerate(zip(values, nodes)):
+            self._check_operand(v, n, label, list_ok=i in list_ok)
+        sops: list[core.SOp] = []
+        args: list[fm.Formula] = []
+        for v in values:
+            if isinstance(v, core.SOp):
+                args.append(Arg(len(sops)))
+                sops.append(v)
+            else:
+                args.append(Const(v))
+        f = Op(op, tuple(args))
+        if not sops:
+            try:
+                return fm.compile_formula(f, 0)()
+            except Exception as exc:
+                raise self.error(f"cannot compute {label} on constants: {type(exc).__name__}: {exc}", where) from None
+        return self.elementwise(f, sops)
+
+    # -- building elementwise nodes -------------------------------------------------------------
+    def elementwise(self, f: fm.Formula, sops: list[core.SOp]) -> core.SOp:
+        numerical = fm.encoding(f, [s.is_numerical for s in sops])
+        if (isinstance(f, Op) and f.op in ("+", "-") and len(sops) == 2 and f.args == (Arg(0), Arg(1))
+                and sops[0].is_numerical and sops[1].is_numerical and sops[0].unique_id != sops[1].unique_id):
+            node = core.LinearSequenceMap(sops[0], sops[1], 1, 1 if f.op == "+" else -1)
+            return core.numerical(node.annotate(**{fm.FORMULA_KEY: f}))
+        leaves, f = _dedup(list(sops), f)
+        leaves, f = _absorb(leaves, f)
+        while len(leaves) > 2:
+            leaves, f = self._pair_up(leaves, f)
+        if len(leaves) == 2:
+            leaves = [self._categorical_view(leaf) for leaf in leaves]
+        if len(leaves) == 1:
+            node = core.Map(fm.compile_formula(f, 1), leaves[0], simplify=False)
+        else:
+            node = core.SequenceMap(fm.compile_formula(f, 2), leaves[0], leaves[1])
+        node = node.annotate(**{fm.FORMULA_KEY: f})
+        return core.numerical(node) if numerical else node
+
+    def _categorical_view(self, sop: core.SOp) -> core.SOp:
+        """``sop`` itself if categorical, else a categorical identity Map of it (one per SOp).
+
+        Select keys/queries and SequenceMap inputs must be categorical for the compiler;
+        the view is the MLP that turns the numerical value into a one-hot one.
+        """
+        if not sop.is_numerical:
+            return sop
+        key = (sop.unique_id, sop.label, False)
+        if key not in self.siblings:
+            view_f = Op("id", (Arg(0),))
+            self.siblings[key] = core.Map(fm.compile_formula(view_f, 1), sop, simplify=False).annotate(
+                **{fm.FORMULA_KEY: view_f})
+        return self.siblings[key]
+
+    def _pair_up(self, leaves: list[core.SOp], f: fm.Formula) -> tuple[list[core.SOp], fm.Formula]:
+        pair_f = Op("pair", (Arg(0), Arg(1)))
+        first, second = self._categorical_view(leaves[0]), self._categorical_view(leaves[1])
+        pair = core.SequenceMap(fm.compile_formula(pair_f, 2), first, second).annotate(**{fm.FORMULA_KEY: pair_f})
+
+        def remap(i: int) -> fm.Formula:
+            if i < 2:
+                return Op("get", (Arg(0), Const(i)))
+            return Arg(i - 1)
+        return [pair] + leaves[2:], fm.substitute(f, remap)
+
+    # -- calls ------------------------------------------------------------------------------------
+    def _e_call(self, node, scope):
+        name_tok = node.children[0]
+        arg_nodes = [a for a in node.children[1:] if a is not None]
+        found, fn = scope.lookup(name_tok.value)
+        if not found:
+            raise self._undefined(name_tok, scope)
+        if isinstance(fn, _Builtin):
+            if not fn.min_args <= len(arg_nodes) <= fn.max_args:
+                count = (str(fn.min_args) if fn.min_args == fn.max_args else f"{fn.min_args} or {fn.max_args}")
+                plural = "" if fn.max_args == 1 else "s"
+                raise self.error(f"{fn.signature} takes {count} argument{plural}, got {len(arg_nodes)}", node)
+            if (fn.name in ("numerical", "categorical") and isinstance(arg_nodes[0], Tree)
+                    and arg_nodes[0].data == "call" and arg_nodes[0].children[0].value == "aggregate"):
+                # numerical(aggregate(...)) / categorical(aggregate(...)): choose the mode.
+                inner = arg_nodes[0]
+                inner_args = [a for a in inner.children[1:] if a is not None]
+                agg = _BUILTINS["aggregate"]
+                if not agg.min_args <= len(inner_args) <= agg.max_args:
+                    raise self.error(f"{agg.signature} takes 2 or 3 arguments, got {len(inner_args)}", inner)
+                values = [self.value_of(a, scope) for a in inner_args]
+                return self._aggregate(values, inner_args, inner, numerical=fn.name == "numerical")
+            values = [self.value_of(a, scope) for a in arg_nodes]
+            return getattr(self, f"_b_{fn.name}")(values, arg_nodes, node)
+        if isinstance(fn, _Function):
+            values = [self.value_of(a, scope) for a in arg_nodes]
+            return self._call_function(fn, values, arg_nodes, node)
+        raise self.error(f"{name_tok.value!r} is {_describe(fn)}, not a function", name_tok)
+
+    def _b_aggregate(self, values, nodes, node):
+        return self._aggregate(values, nodes, node, numerical=None)
+
+    def _aggregate(self, values: list[Any], nodes: list, node, numerical: bool | None) -> core.SOp:
+        sel, seq = values[0], values[1]
+        if not isinstance(sel, core.Selector):
+            raise self.error(f"aggregate: the first argument must be a selector (built with select), "
+                             f"got {_describe(sel)}", nodes[0])
+        if isinstance(seq, core.Selector):
+            raise self.error(f"aggregate: the second argument must be a sequence to average or copy, "
+                             f"got {_describe(seq)}; use selector_width to count selected positions", nodes[1])
+        if not isinstance(seq, core.SOp) and not _is_const(seq):
+            raise self.error(f"aggregate: the second argument must be a sequence, got {_describe(seq)}", nodes[1])
+        default = None
+        if len(values) == 3:
+            default = values[2]
+            if not _is_const(default):
+                raise self.error(f"aggregate: the default must be a constant, got {_describe(default)}", nodes[2])
+        if not isinstance(seq, core.SOp):
+            seq = core.Full(seq)
+        if numerical is None:
+            numerical = fm.infer_numerical_aggregate(seq)
+        return self._build_aggregate(sel, seq, default, numerical)
+
+    def _build_aggregate(self, sel: core.Selector, seq: core.SOp, default: Any, numerical: bool) -> core.SOp:
+        if numerical:
+            implied = default is None
+            agg = core.Aggregate(sel, self._numerical_operand(seq), 0 if implied else default)
+            return core.numerical(agg.annotate(dsl_default_implied=implied))
+        return core.Aggregate(sel, seq, default)
+
+    def _numerical_operand(self, seq: core.SOp) -> core.SOp:
+        """``seq`` encoded numerically for a mean, without re-encoding a node used elsewhere."""
+        if seq.is_numerical or not isinstance(seq, (core.Map, core.SequenceMap, core.Full)):
+            return seq
+        if seq.unique_id not in self.bound:
+            return core.numerical(seq)
+        key = (seq.unique_id, seq.label, True)
+        if key not in self.siblings:
+            sibling = _rebuild(seq)
+            if "name" in seq.annotations:
+                sibling = sibling.named(self._fresh_label(f"{seq.label}_num"))
+            self.siblings[key] = core.numerical(sibling)
+        return self.siblings[key]
+
+    def _b_selector_width(self, values, nodes, node):
+        sel = values[0]
+        if not isinstance(sel, core.Selector):
+            raise self.error(f"selector_width needs a selector (built with select), got {_describe(sel)}", nodes[0])
+        return core.SelectorWidth(sel)
+
+    def _b_numerical(self, values, nodes, node):
+        return self._encode(values[0], nodes[0], numerical=True)
+
+    def _b_categorical(self, values, nodes, node):
+        return self._encode(values[0], nodes[0], numerical=False)
+
+    def _encode(self, v: Any, node, numerical: bool) -> core.SOp:
+        fname = "numerical" if numerical else "categorical"
+        target = core.Encoding.NUMERICAL if numerical else core.Encoding.CATEGORICAL
+        if _is_const(v):
+            return core.Full(v).annotate(encoding=target)
+        if not isinstance(v, core.SOp):
+            raise self.error(f"{fname} needs a sequence, got {_describe(v)}", node)
+        if isinstance(v, core.Aggregate) and v.is_numerical != numerical:
+            implied = v.annotations.get("dsl_default_implied", False)
+            default = None if (implied and not numerical) else v.default
+            sop = v.sop
+            agg = self._build_aggregate(v.selector, sop, default, numerical)
+            return agg if numerical else agg.annotate(encoding=target)
+        if v.encoding is target:
+            return v if numerical else v.annotate(encoding=target)
+        if isinstance(v, (core.TokensType, core.IndicesType)):
+            # The inputs are shared by every program: read them through a new identity Map.
+            return self.elementwise(Arg(0), [v]).annotate(encoding=target)
+        if v.unique_id not in self.bound:
+            return v.annotate(encoding=target)
+        return _rebuild(v).annotate(encoding=target)
+
+    def _unary_builtin(self, op: str, values, nodes, node):
+        return self._apply(op, values, nodes, node)
+
+    def _b_indicator(self, values, nodes, node):
+        return self._unary_builtin("indicator", values, nodes, node)
+
+    def _b_round(self, values, nodes, node):
+        return self._unary_builtin("round", values, nodes, node)
+
+    def _b_abs(self, values, nodes, node):
+        return self._unary_builtin("abs", values, nodes, node)
+
+    def _b_full(self, values, nodes, node):
+        v = values[0]
+        if not (_is_const(v) or isinstance(v, tuple)):
+            raise self.error(f"full needs a constant, got {_describe(v)}", nodes[0])
+        return core.Full(v)
+
+    def _b_constant(self, values, nodes, node):
+        v = values[0]
+        if not isinstance(v, tuple):
+            raise self.error(f"constant needs a list of values such as [1, 2, 3], got {_describe(v)}", nodes[0])
+        return core.ConstantSOp(v)
+
+
+# --------------------------------------------------------------------------- fusion helpers
+def _dedup(leaves: list[core.SOp], f: fm.Formula) -> tuple[list[core.SOp], fm.Formula]:
+    """Merge inputs that are the same node (by unique_id)."""
+    out: list[core.SOp] = []
+    index: dict[int, int] = {}
+    mapping: dict[int, int] = {}
+    for i, leaf in enumerate(leaves):
+        if leaf.unique_id not in index:
+            index[leaf.unique_id] = len(out)
+            out.append(leaf)
+        mapping[i] = index[leaf.unique_id]
+    return out, fm.substitute(f, lambda i: Arg(mapping[i]))
+
+
+def _absorbable(node: core.SOp) -> bool:
+    f = node.annotations.get(fm.FORMULA_KEY)
+    return (type(node) in (core.Map, core.SequenceMap) and f is not None
+            and not (isinstance(f, Op) and f.op == "pair"))
+
+
+def _absorb(leaves: list[core.SOp], f: fm.Formula) -> tuple[list[core.SOp], fm.Formula]:
+    """Inline elementwise inputs into ``f`` while the result still reads at most two sequences.
+
+    An input is not inlined if that would make a two-input node read a numerical
+    sequence it did not read before (the compiler needs categorical SequenceMap inputs).
+    """
+    changed = True
+    while changed:
+        changed = False
+        for i, leaf in enumerate(leaves):
+            if not _absorbable(leaf):
+                continue
+            new_leaves = leaves[:i] + leaves[i + 1:]
+            added: list[core.SOp] = []
+            inner_map: dict[int, int] = {}
+            for j, child in enumerate(leaf.children):
+                pos = next((k for k, x in enumerate(new_leaves) if x.unique_id == child.unique_id), None)
+                if pos is None:
+                    new_leaves.append(child)
+                    added.append(child)
+                    pos = len(new_leaves) - 1
+                inner_map[j] = pos
+            if len(new_leaves) > 2 or (len(new_leaves) == 2 and any(c.is_numerical for c in added)):
+                continue
+            inner = fm.substitute(fm.formula_of(leaf), lambda j: Arg(inner_map[j]))
+            fused = fm.substitute(f, lambda m, i=i, inner=inner: inner if m == i else Arg(m if m < i else m - 1))
+            if fm.depth(fused) > fm.MAX_FUSED_DEPTH:
+                continue
+            f, leaves = fused, new_leaves
+            changed = True
+            break
+    return leaves, f
+
+
+def _rebuild(v: core.SOp) -> core.SOp:
+    """A new node (new unique_id) computing the same values as ``v``, without its name/encoding."""
+    if type(v) is core.Map:
+        new: core.SOp = core.Map(v.f, v.inner, simplify=False)
+    elif type(v) is core.LinearSequenceMap:
+        new = core.LinearSequenceMap(v.fst, v.snd, v.fst_fac, v.snd_fac)
+    elif isinstance(v, core.SequenceMap):
+        new = core.SequenceMap(v.f, v.fst, v.snd)
+    elif isinstance(v, core.Full):
+        new = core.Full(v.fill)
+    elif isinstance(v, core.ConstantSOp):
+        new = core.ConstantSOp(v.value, v.check_length)
+    elif isinstance(v, core.SelectorWidth):
+        new = core.SelectorWidth(v.selector)
+    elif isinstance(v, core.Aggregate):
+        new = core.Aggregate(v.selector, v.sop, v.default)
+    else:  # tokens / indices: cannot be duplicated
+        return v
+    keep = {k: x for k, x in v.annotations.items() if k not in ("name", "encoding")}
+    return new.annotate(**keep) if keep else new
