@@ -72,14 +72,19 @@ def expected_output(program: core.SOp, xs: Sequence[Any], causal: bool = False) 
 
 
 def check_model(model, program: core.SOp, inputs: Iterable[Sequence[Any]], batch_size: int = 256,
-                backend: str = "numpy", progress: Callable[[int], None] | None = None,
+                backend: str = "auto", progress: Callable[[int], None] | None = None,
                 max_mismatches: int = 20) -> Report:
-    """Run ``model`` on every input (batched) and compare with the evaluator."""
+    """Run ``model`` on every input (batched) and compare with the evaluator.
+
+    ``backend="auto"`` runs small chunks in numpy (no compile wait) and large ones in
+    jitted JAX (faster once compiled).
+    """
     bos = model.config.bos
     checked, n_bad, examples = 0, 0, []
     it = iter(inputs)
     while chunk := [list(x) for x in itertools.islice(it, batch_size)]:
-        outs = model.apply_batch([[bos, *x] for x in chunk], backend=backend)
+        chosen = backend if backend != "auto" else ("jax" if len(chunk) >= 128 else "numpy")
+        outs = model.apply_batch([[bos, *x] for x in chunk], backend=chosen)
         for xs, out in zip(chunk, outs):
             want = expected_output(program, xs, model.config.causal)
             if len(out) - 1 != len(want) or not all(same_value(g, w) for g, w in zip(out[1:], want)):
