@@ -1,21 +1,26 @@
-# Everything a fresh machine needs: Python 3.11+ and pip.
+# Everything a fresh machine needs: Python 3.11+ and pip. `make demo` and `make test`
+# create .venv and install the package into it first.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
 
-$(BIN)/rasp-compiler: pyproject.toml
+$(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: demo test bench
-demo: $(BIN)/rasp-compiler
+.PHONY: demo test bench clean
+demo: $(STAMP)
 	$(BIN)/rasp-compiler demo --output out/demo.safetensors
 
-test: $(BIN)/rasp-compiler
+test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
 
-bench: $(BIN)/rasp-compiler
-	$(BIN)/pip install -q tracr-pypi
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q tracr-pypi
 	$(BIN)/python benchmarks/compare_tracr.py
+
+clean:
+	rm -rf $(VENV) out

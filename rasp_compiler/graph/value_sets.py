@@ -35,10 +35,20 @@ def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -
 
 def _tidy(values: frozenset) -> frozenset:
     """Merge floats that differ only by rounding (1.9999999999999998 and 2.0): no MLP could
-    tell them apart, and they are the same value to the program's author."""
-    if not any(isinstance(v, float) for v in values):
+    tell them apart, and they are the same value to the program's author. Each group keeps
+    its shortest spelling; every other value is kept as it is."""
+    floats = sorted(v for v in values if isinstance(v, float))
+    if len(floats) < 2:
         return values
-    return frozenset(float(f"{v:.12g}") if isinstance(v, float) else v for v in values)
+    keep, group = [], [floats[0]]
+    for x in floats[1:]:
+        if abs(x - group[-1]) <= 1e-12 * max(1.0, abs(x)):
+            group.append(x)
+        else:
+            keep.append(min(group, key=lambda v: len(repr(v))))
+            group = [x]
+    keep.append(min(group, key=lambda v: len(repr(v))))
+    return frozenset([v for v in values if not isinstance(v, float)] + keep)
 
 
 def sorted_values(values: Iterable[Any]) -> list[Any]:
