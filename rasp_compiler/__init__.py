@@ -13,4 +13,7 @@ def __getattr__(name):  # keep `import rasp_compiler` light: JAX loads only when
     if name == "load_model":
         from rasp_compiler.export import load_model
         return load_model
+    if name == "save_model":
+        from rasp_compiler.export import save_model
+        return save_model
     raise AttributeError(name)

@@ -28,12 +28,13 @@ class RunResult:
 
 class CompiledModel:
     def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], labels: ModelLabels,
-                 compilation: Any = None, source: str | None = None):
+                 compilation: Any = None, source: str | None = None, *, metadata: dict | None = None):
         self.config = config
         self.params = params
         self.labels = labels
         self.compilation = compilation  # graph, value sets, schedule, layout, blocks (None when loaded)
         self.source = source  # text of the program, when it came from a .rasp file
+        self.metadata = metadata  # descriptive metadata of the weight file it was loaded from (graph, program)
         self._ids = {tok: i for i, tok in enumerate(config.input_tokens)}
         self._jax_params = None
         self._jitted: dict[bool, Any] = {}
