@@ -2,7 +2,7 @@
 
 from rasp_compiler import errors, rasp
 
-__all__ = ["rasp", "errors", "compile_rasp_to_model", "load_model"]
+__all__ = ["rasp", "errors", "compile_rasp_to_model", "load_model", "save_model"]
 __version__ = "0.1.0"
 
 
