@@ -43,6 +43,9 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
     vocab = set(vocab)
     if not vocab:
         raise InputError("vocab is empty: give the set of input tokens")
+    if None in vocab:
+        raise InputError("None cannot be a token: in RASP it means \"no value\" (what a categorical "
+                         "Aggregate gives when it selects nothing); use another token")
     if compiler_bos in vocab or compiler_pad in vocab or compiler_bos == compiler_pad:
         raise InputError(f"BOS {compiler_bos!r} and PAD {compiler_pad!r} must differ from each other and "
                          f"from every vocabulary token")

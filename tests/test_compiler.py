@@ -126,6 +126,20 @@ def test_reverse_and_sort_at_longer_lengths():
     assert_exact(reverse, vocab=set("abcdefgh"), n=24, n_random=100, exhaustive_len=2)
 
 
+def test_none_keys_and_queries_follow_the_evaluator():
+    """A categorical Aggregate that selects nothing holds None; selectors still compare it."""
+    prev = rasp.Aggregate(rasp.Select(idx, rasp.Map(lambda i: i - 1, idx), C.EQ), toks).named("prev")
+    assert_exact(rasp.SelectorWidth(rasp.Select(toks, prev, C.TRUE)).named("w_true"))
+    assert_exact(rasp.SelectorWidth(rasp.SelectorNot(rasp.Select(prev, toks, C.EQ))).named("w_not"))
+    assert_exact(rasp.SelectorWidth(rasp.Select(prev, prev, lambda k, q: k is None and q is None)).named("w_none"))
+
+
+def test_numerical_sop_that_can_be_none_is_rejected():
+    prev = rasp.Aggregate(rasp.Select(idx, rasp.Map(lambda i: i - 1, idx), C.EQ), toks).named("prev")
+    with pytest.raises(ValueSetError, match="None"):
+        compile_rasp_to_model(rasp.numerical(rasp.Map(lambda t: t == "a", prev)).named("num"), ABC, 4)
+
+
 # --------------------------------------------------------------------------- causal
 def test_causal_model_matches_prefix_evaluation():
     frac = rasp.numerical(rasp.Aggregate(rasp.Select(idx, idx, C.LEQ), numbers(), default=0))
@@ -184,6 +198,8 @@ def test_bad_compile_arguments_and_inputs():
         compile_rasp_to_model(toks, {"BOS", "a"}, 4)
     with pytest.raises(InputError):
         compile_rasp_to_model(toks, ABC, 0)
+    with pytest.raises(InputError, match="no value"):
+        compile_rasp_to_model(toks, {None, "a"}, 3)
     model = compile_rasp_to_model(rasp.Map(lambda t: t, toks), ABC, 3)
     with pytest.raises(InputError, match="BOS"):
         model.apply(["a", "b"])

@@ -48,8 +48,8 @@ def aggregate_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> Atte
     c = sharpness(max_seq_len)
     m = len(node.terms)
     qk = _tables(node.terms, layout, c)
-    qk[(ONE, BOS)] = (m - 0.5) * c
-    qk[(BOS, BOS)] = (2 * m + 1) * c  # the BOS query itself looks only at BOS
+    _add(qk, (ONE, BOS), (m - 0.5) * c)
+    _add(qk, (BOS, BOS), (2 * m + 1) * c)  # the BOS query itself looks only at BOS
     ov: dict[tuple[Dir, Dir], float] = {}
     default = node.expr.default
     if node.numerical:
@@ -70,10 +70,14 @@ def width_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> Attentio
     c = sharpness(max_seq_len)
     m = len(node.terms)
     qk = _tables(node.terms, layout, c)
-    qk[(ONE, BOS)] = m * c + math.log(width_bias(max_seq_len))
-    qk[(BOS, BOS)] = (2 * m + 1) * c
+    _add(qk, (ONE, BOS), m * c + math.log(width_bias(max_seq_len)))
+    _add(qk, (BOS, BOS), (2 * m + 1) * c)
     ov = {(BOS, Dir(node.label, FRACTION)): 1.0}
     return _head(node.label, qk, ov, c)
+
+
+def _add(qk: dict, pair: tuple[Dir, Dir], weight: float) -> None:
+    qk[pair] = qk.get(pair, 0.0) + weight
 
 
 def _head(label: str, qk: dict, ov: dict, c: float) -> AttentionHead:
@@ -91,9 +95,37 @@ def _tables(terms: tuple[Term, ...], layout: ResidualLayout, c: float) -> dict[t
         keys, queries = layout.values[t.key], layout.values[t.query]
         table = truth_table(t.predicate, keys, queries)
         for qi, ki in zip(*np.nonzero(table)):
-            pair = (Dir(t.query, queries[qi]), Dir(t.key, keys[ki]))
-            qk[pair] = qk.get(pair, 0.0) + c
+            _add(qk, (Dir(t.query, queries[qi]), Dir(t.key, keys[ki])), c)
+        if t.key in layout.nullable or t.query in layout.nullable:
+            _none_rows(t, layout, keys, queries, c, qk)
     return qk
+
+
+def _none_rows(t: Term, layout: ResidualLayout, keys: tuple, queries: tuple, c: float, qk: dict) -> None:
+    """Where a key or query holds None (no direction active) the evaluator still applies the
+    predicate (Comparison.TRUE, SelectorNot). Its indicator ``one - bos - sum(one-hot)`` is
+    linear in the residual, so those table entries stay bilinear and exact; it is 0 at BOS."""
+    def features(node: str, value) -> dict[Dir, float]:
+        if value is not None:
+            return {Dir(node, value): 1.0}
+        return {ONE: 1.0, BOS: -1.0, **{Dir(node, v): -1.0 for v in layout.values[node]}}
+
+    key_items = list(keys) + ([None] if t.key in layout.nullable else [])
+    query_items = list(queries) + ([None] if t.query in layout.nullable else [])
+    for q in query_items:
+        for k in key_items:
+            if (q is not None and k is not None) or not _holds(t.predicate, k, q):
+                continue
+            for dq, wq in features(t.query, q).items():
+                for dk, wk in features(t.key, k).items():
+                    _add(qk, (dq, dk), c * wq * wk)
+
+
+def _holds(predicate, key, query) -> bool:
+    try:
+        return bool(predicate(key, query))
+    except Exception:  # the evaluator would fail on None here too; the model selects nothing
+        return False
 
 
 _NUMPY_OPS = {Comparison.EQ: operator.eq, Comparison.NEQ: operator.ne, Comparison.LT: operator.lt,

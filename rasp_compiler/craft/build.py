@@ -35,21 +35,30 @@ def craft_blocks(pg: ProgramGraph, value_sets: dict, layout: ResidualLayout, max
     return Blocks(heads, mlps)
 
 
+def node_function(node: Node, layout: ResidualLayout):
+    """The node's function with outputs mapped onto its value set's members."""
+    f = node.expr.f
+    if node.numerical:
+        return f
+    return lambda *args: layout.canonical(node.label, f(*args))
+
+
 def _map_mlp(node: Node, pg: ProgramGraph, value_sets: dict, layout: ResidualLayout) -> MLPBlock:
     e = node.expr
+    f = node_function(node, layout)
     if isinstance(e, core.Map):
         src = node.inputs[0]
         if not pg.nodes[src].numerical:
-            return mlp.map_lookup(node.label, node.numerical, layout.onehot(src), e.f)
+            return mlp.map_lookup(node.label, node.numerical, layout.onehot(src), f)
         values = value_sets[src]
         if values is None:
             raise ValueSetError(
                 f"Map {node.label} reads numerical SOp {src}, whose values are too many to list, so no "
                 "MLP can tell them apart exactly; bound the values it averages, or read it linearly")
-        points = [(float(v), e.f(v)) for v in values]
+        points = [(float(v), f(v)) for v in values]
         return mlp.staircase(node.label, node.numerical, layout.numeric_readout(src), points, what=src)
     assert isinstance(e, core.SequenceMap)
     if node.inputs[0] == node.inputs[1]:  # f(x, x): a lookup over x alone
-        return mlp.map_lookup(node.label, node.numerical, layout.onehot(node.inputs[0]), lambda v: e.f(v, v))
+        return mlp.map_lookup(node.label, node.numerical, layout.onehot(node.inputs[0]), lambda v: f(v, v))
     return mlp.pair_lookup(node.label, node.numerical, layout.onehot(node.inputs[0]),
-                           layout.onehot(node.inputs[1]), e.f)
+                           layout.onehot(node.inputs[1]), f)

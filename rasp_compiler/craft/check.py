@@ -10,7 +10,7 @@ import numpy as np
 
 from rasp_compiler.craft.attention import width_fractions
 from rasp_compiler.craft.blocks import MLPBlock
-from rasp_compiler.craft.build import Blocks
+from rasp_compiler.craft.build import Blocks, node_function
 from rasp_compiler.craft.mlp import output_vector
 from rasp_compiler.errors import CompilationCheckError
 from rasp_compiler.graph.nodes import Kind, ProgramGraph
@@ -59,19 +59,24 @@ def _cases(node, pg: ProgramGraph, value_sets, layout: ResidualLayout, n: int):
         points = width_fractions(n)
         return ({Dir(node.label, FRACTION): np.array([p for p, _ in points])}, [w for _, w in points],
                 lambda r: f"bos weight {points[r][0]:.6g} (width {points[r][1]})")
+    f = node_function(node, layout) if isinstance(e, (core.Map, core.SequenceMap)) else None
     if isinstance(e, core.Map):
         src = node.inputs[0]
         if pg.nodes[src].numerical:
-            d, w = next((d, w) for d, w in layout.numeric_readout(src).items() if w != 0)
-            values = list(value_sets[src])
-            return ({d: np.array([float(v) for v in values]) / w}, [e.f(v) for v in values],
+            values = sorted(value_sets[src], key=float)
+            nonzero = [(d, w) for d, w in layout.numeric_readout(src).items() if w != 0]
+            if not nonzero:  # the input reads as 0 whatever happens: check that one case
+                at_zero = min(values, key=lambda v: abs(float(v)))
+                return {}, [f(at_zero)], lambda r: f"{src}=0 (its read-out is identically zero)"
+            d, w = nonzero[0]
+            return ({d: np.array([float(v) for v in values]) / w}, [f(v) for v in values],
                     lambda r: f"{src}={values[r]!r}")
-        return _onehot_cases(layout, [src], lambda v: e.f(*v))
+        return _onehot_cases(layout, [src], lambda v: f(*v))
     if isinstance(e, core.SequenceMap):
         a, b = node.inputs
         if a == b:
-            return _onehot_cases(layout, [a], lambda v: e.f(v[0], v[0]))
-        return _onehot_cases(layout, [a, b], lambda v: e.f(*v))
+            return _onehot_cases(layout, [a], lambda v: f(v[0], v[0]))
+        return _onehot_cases(layout, [a, b], lambda v: f(*v))
     return {}, [], str
 
 

@@ -38,7 +38,8 @@ BOS = Dir("bos")
 class ResidualLayout:
     dirs: tuple[Dir, ...]
     index: dict[Dir, int]
-    values: dict[str, tuple]  # categorical node -> its values in direction order
+    values: dict[str, tuple]  # categorical node -> its values in direction order (None excluded)
+    nullable: frozenset[str]  # categorical nodes that can hold None: no direction is active
     readouts: dict[str, dict[Dir, float]]  # numerical node (incl. virtual) -> linear read-out
 
     @property
@@ -48,6 +49,15 @@ class ResidualLayout:
     def onehot(self, node: str) -> dict[Any, Dir]:
         """value -> direction, for a categorical node."""
         return {v: Dir(node, v) for v in self.values[node]}
+
+    def canonical(self, node: str, value: Any) -> Any:
+        """The member of a categorical node's value set that ``value`` stands for: value sets
+        merge floats that differ only by rounding, so a recomputed float may be a twin."""
+        values = self.values.get(node, ())
+        if value in values or not isinstance(value, float):
+            return value
+        close = [v for v in values if isinstance(v, float) and abs(v - value) <= 1e-12 * max(1.0, abs(value))]
+        return close[0] if close else value
 
     def numeric_readout(self, node: str) -> dict[Dir, float]:
         """The linear functional of the residual stream that equals the node's numeric value."""
@@ -64,7 +74,7 @@ def build_layout(pg: ProgramGraph, value_sets: dict, sched: Schedule) -> Residua
     for label in order:
         node = pg.nodes[label]
         if not node.numerical:
-            values[label] = tuple(sorted_values(value_sets[label]))
+            values[label] = tuple(sorted_values(v for v in value_sets[label] if v is not None))
         if node.kind is Kind.VIRTUAL:
             continue
         if node.kind is Kind.WIDTH:
@@ -74,7 +84,8 @@ def build_layout(pg: ProgramGraph, value_sets: dict, sched: Schedule) -> Residua
             readouts[label] = {Dir(label): 1.0}
         else:
             dirs.extend(Dir(label, v) for v in values[label])
-    layout = ResidualLayout(tuple(dirs), {d: i for i, d in enumerate(dirs)}, values, readouts)
+    nullable = frozenset(n for n in values if None in value_sets[n])
+    layout = ResidualLayout(tuple(dirs), {d: i for i, d in enumerate(dirs)}, values, nullable, readouts)
     for label in order:  # virtual read-outs, in dependency order
         node = pg.nodes[label]
         if node.kind is Kind.VIRTUAL:

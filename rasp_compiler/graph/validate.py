@@ -28,6 +28,14 @@ def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_l
                     raise UnsupportedProgramError(
                         f"{node.op} {label}: its selector compares numerical SOp {sop} (as {side}); "
                         f"Select keys and queries must be categorical — use categorical(Map(lambda x: x, {sop}))")
+        if node.synthetic:
+            for src in node.inputs:
+                if None in (value_sets[src] or ()):
+                    owner = label.rsplit("_", 1)[0]
+                    raise UnsupportedProgramError(
+                        f"the selector of {owner} combines SOps with Or/Not, so it is compiled over tuples "
+                        f"of them, but {src} can be None (a categorical Aggregate that may select nothing); "
+                        f"a tuple with a missing part cannot be told apart — give that Aggregate a default")
         if node.kind is Kind.MLP and isinstance(node.expr, core.SequenceMap):
             for src in node.inputs:
                 if pg.nodes[src].numerical:

@@ -28,9 +28,22 @@ def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -
     """Value set of every SOp node (``None`` for a numerical set too large to list)."""
     sets: dict[str, ValueSet] = {}
     for label in pg.topological():
-        values = _node_values(pg.nodes[label], pg, sets, frozenset(vocab), max_seq_len)
+        node = pg.nodes[label]
+        values = _node_values(node, pg, sets, frozenset(vocab), max_seq_len)
+        if values is not None and node.numerical and None in values:
+            values = _no_none_in_numbers(node, values)
         sets[label] = None if values is None else _tidy(values)
     return sets
+
+
+def _no_none_in_numbers(node: Node, values: frozenset) -> frozenset:
+    """A numerical SOp cannot hold "no value": its direction would read 0 there."""
+    if isinstance(node.expr, core.Aggregate):
+        return values - {None}  # a numerical Aggregate gives its default instead
+    raise ValueSetError(
+        f"numerical {node.op} {node.label} can be None (an input of it comes from a categorical "
+        "Aggregate that may select nothing, default None), which no number in the residual stream "
+        "can stand for; give that Aggregate a default, or keep this SOp categorical")
 
 
 def _tidy(values: frozenset) -> frozenset:
@@ -69,10 +82,11 @@ def _node_values(node: Node, pg: ProgramGraph, sets, vocab, n_max) -> ValueSet:
     if isinstance(e, core.Full):
         return frozenset([e.fill])
     if isinstance(e, core.ConstantSOp):
-        return frozenset(v for v in e.value[:n_max] if v is not None)
-    if isinstance(e, core.Map):
+        short = len(e.value) < n_max and not e.check_length
+        return frozenset(e.value[:n_max]) | ({None} if short else frozenset())
+    if isinstance(e, core.Map):  # None ("no value") passes through every Map unchanged
         src = _finite(sets, node.inputs[0], node)
-        return frozenset(_apply(node, e.f, (x,)) for x in src)
+        return frozenset(_apply(node, e.f, (x,)) for x in src if x is not None) | (src & {None})
     if isinstance(e, core.SequenceMap):
         if isinstance(e, core.LinearSequenceMap) and node.numerical:
             shared = _shared_mean(e, pg, sets, n_max)
@@ -81,18 +95,20 @@ def _node_values(node: Node, pg: ProgramGraph, sets, vocab, n_max) -> ValueSet:
             if sets[node.inputs[0]] is None or sets[node.inputs[1]] is None:
                 return None
         a, b = (_finite(sets, x, node) for x in node.inputs)
+        nothing = frozenset({None}) if None in a or None in b else frozenset()
+        a, b = a - {None}, b - {None}
         if len(a) * len(b) > MAX_PRODUCT:
             raise ValueSetError(
                 f"SequenceMap {node.label} combines {len(a)} x {len(b)} input values, more than "
                 f"{MAX_PRODUCT}; reduce the value sets of {node.inputs[0]} and {node.inputs[1]}")
-        out = frozenset(_apply(node, e.f, (x, y)) for x, y in itertools.product(a, b))
+        out = frozenset(_apply(node, e.f, (x, y)) for x, y in itertools.product(a, b)) | nothing
         return out if len(out) <= MAX_VALUES or not node.numerical else None
     if isinstance(e, core.SelectorWidth):
         return frozenset(range(n_max + 1))
     if isinstance(e, core.Aggregate):
         src = sets[node.aggregated]
-        if not node.numerical:
-            return (src or frozenset()) | ({e.default} if e.default is not None else frozenset())
+        if not node.numerical:  # None: nothing selected and no default
+            return (src or frozenset()) | {e.default}
         default = 0 if e.default is None else e.default
         if src is None:
             return None

@@ -40,7 +40,7 @@ def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Residu
     d_mlp = max([1] + [sum(m.n_hidden for m in ms) for ms in layer_mlps])
 
     out = pg.nodes[pg.output]
-    output_values = tuple(sorted_values(value_sets[out.label] or ())) if value_sets[out.label] is not None else ()
+    output_values = tuple(sorted_values(v for v in (value_sets[out.label] or ()) if v is not None))
     config = ModelConfig(sched.n_layers, n_heads, d, d_head, d_mlp, max_seq_len, tuple(sorted_values(vocab)),
                          bos, pad, causal, out.label, out.numerical, output_values)
 
