@@ -40,7 +40,10 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
     ignored: MLP slopes come from the gaps between the values each MLP must separate,
     and attention sharpness from ``max_seq_len``, so there is no accuracy knob to turn.
     """
-    vocab = set(vocab)
+    try:
+        vocab = set(vocab)
+    except TypeError as exc:
+        raise InputError(f"vocab tokens must be hashable (str, int, tuple ...), got {list(vocab)!r}") from exc
     if not vocab:
         raise InputError("vocab is empty: give the set of input tokens")
     if None in vocab:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rasp_compiler.craft.blocks import AttentionHead, matrix
+from rasp_compiler.errors import UnsupportedProgramError
 from rasp_compiler.graph.nodes import Node, Term
 from rasp_compiler.graph.residual import BOS, FRACTION, ONE, Dir, ResidualLayout
 from rasp_compiler.rasp.core import Comparison
@@ -93,7 +94,7 @@ def _tables(terms: tuple[Term, ...], layout: ResidualLayout, c: float) -> dict[t
     qk: dict[tuple[Dir, Dir], float] = {}
     for t in terms:
         keys, queries = layout.values[t.key], layout.values[t.query]
-        table = truth_table(t.predicate, keys, queries)
+        table = _checked_table(t, keys, queries)
         for qi, ki in zip(*np.nonzero(table)):
             _add(qk, (Dir(t.query, queries[qi]), Dir(t.key, keys[ki])), c)
         if t.key in layout.nullable or t.query in layout.nullable:
@@ -126,6 +127,22 @@ def _holds(predicate, key, query) -> bool:
         return bool(predicate(key, query))
     except Exception:  # the evaluator would fail on None here too; the model selects nothing
         return False
+
+
+def _checked_table(t: Term, keys: tuple, queries: tuple) -> np.ndarray:
+    try:
+        return truth_table(t.predicate, keys, queries)
+    except Exception as exc:
+        for q in queries:  # find the pair, to name it
+            for k in keys:
+                try:
+                    t.predicate(k, q)
+                except Exception:
+                    raise UnsupportedProgramError(
+                        f"the predicate of selector {t.source} raised {type(exc).__name__}: {exc} on key "
+                        f"{t.key}={k!r}, query {t.query}={q!r}, values the program can produce; make it "
+                        "total over those values (e.g. compare values of one type)") from exc
+        raise
 
 
 _NUMPY_OPS = {Comparison.EQ: operator.eq, Comparison.NEQ: operator.ne, Comparison.LT: operator.lt,

@@ -99,8 +99,12 @@ def parse(text: str, filename: str = "<text>") -> Program:
 
 def load(path) -> Program:
     """Read and parse a ``.rasp`` file."""
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ParseError(f"cannot read the file: {reason}", filename=str(path)) from exc
     return parse(text, filename=str(path))
 
 

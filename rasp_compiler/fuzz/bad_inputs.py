@@ -576,10 +576,7 @@ CASES: tuple[Case, ...] = (
     Case("# output: names a selector", "text", "# output: s where s is a select",
          _output_names_selector, errors.ParseError, ("output", "selector")),
     Case("load a missing .rasp file", "text", "dsl.load('missing.rasp')",
-         _load_missing_file, errors.RaspCompilerError, ("missing.rasp",),
-         known_issue="a bare FileNotFoundError from open() (clear text, but not a rasp_compiler error, unlike "
-                     "load_model's ModelFileError for the same mistake); dsl.load could raise ParseError(filename=path, "
-                     "'cannot read the file: no such file')"),
+         _load_missing_file, errors.RaspCompilerError, ("missing.rasp",)),
     # weight files
     Case("truncated weight file", "file", "the first half of a weight file",
          _truncated_file, errors.ModelFileError, ("truncated.safetensors", "truncated or corrupt")),
@@ -599,51 +596,28 @@ CASES: tuple[Case, ...] = (
          _save_interrupted, OSError, ("No space left",)),
     Case("dataset into a file", "file", "write_dataset(1, 'a_file') where a_file is a file",
          _dataset_into_file, errors.RaspCompilerError, ("a_file", "not a directory")),
-    # poor errors found while writing these cases (reported; the tests expect the fix, xfail until then)
+    # errors that were poor when these cases were written (bare TypeErrors, silent nan): fixed since
     Case("unhashable token (model)", "input", "model.apply(['BOS', ['a'], 'b'])",
-         _apply_unhashable_token, errors.InputError, ("position 1",),
-         known_issue="bare TypeError: unhashable type: 'list' from CompiledModel.encode (`tok not in self._ids`); "
-                     "catch TypeError there and raise the usual InputError naming the token and position"),
+         _apply_unhashable_token, errors.InputError, ("position 1",)),
     Case("unhashable token (compile vocab)", "program", "compile_rasp_to_model(program, ['a', ['b']], 4)",
-         _compile_unhashable_vocab, errors.InputError, ("vocab", "hashable"),
-         known_issue="bare TypeError: unhashable type: 'list' from set(vocab) in compile_rasp_to_model; raise "
-                     "InputError('vocab tokens must be hashable (str, int, tuple ...), got [...]')"),
+         _compile_unhashable_vocab, errors.InputError, ("vocab", "hashable")),
     Case("unhashable token (evaluate vocab)", "input", "rasp.evaluate(program, ['a', ['b']], vocab=['a', 'b', 'c'])",
-         _evaluate_unhashable_token, errors.InputError, ("position 1",),
-         known_issue="bare TypeError from `x not in allowed` in evaluate; catch it and raise the InputError "
-                     "used for other unknown tokens"),
+         _evaluate_unhashable_token, errors.InputError, ("position 1",)),
     Case("Select comparing values Python cannot order", "program",
          "SelectorWidth(Select(tokens, indices, LT)) with string tokens",
-         _select_incomparable, errors.UnsupportedProgramError, ("token_before_index", "TypeError"),
-         known_issue="bare TypeError: '<' not supported between 'str' and 'int' raised from Comparison.__call__ "
-                     "while the attention table is built, naming no SOp (rasp.evaluate names the Select); wrap "
-                     "predicate calls in craft/attention.py like value_sets._apply does for Maps and raise "
-                     "UnsupportedProgramError naming the Select, the key and the query value"),
+         _select_incomparable, errors.UnsupportedProgramError, ("token_before_index", "TypeError")),
     Case("Select predicate raising", "program", "Select(indices, indices, lambda k, q: 1 / (k - q) > 0)",
-         _select_predicate_raising, errors.UnsupportedProgramError, ("after_ratio", "ZeroDivisionError"),
-         known_issue="bare ZeroDivisionError from the user's lambda deep inside the compiler; same fix as above"),
+         _select_predicate_raising, errors.UnsupportedProgramError, ("after_ratio", "ZeroDivisionError")),
     Case("Map with unhashable values", "program", "Map(lambda t: [t], tokens)",
-         _map_unhashable_values, errors.UnsupportedProgramError, ("as_list", "hashable"),
-         known_issue="bare TypeError: unhashable type: 'list' from frozenset(...) in graph/value_sets.py; raise "
-                     "ValueSetError naming the Map and saying categorical values must be hashable"),
+         _map_unhashable_values, errors.UnsupportedProgramError, ("as_list", "hashable")),
     Case("numerical SOp with complex values", "program", "numerical(Map(lambda t: 1j if t == 'a' else 0, tokens))",
-         _numerical_complex, errors.UnsupportedProgramError, ("imaginary",),
-         known_issue="bare TypeError: float() argument must be ... not 'complex' from graph/residual.py; "
-                     "validate._need_numeric_values accepts any numbers.Number, it should accept only real ones "
-                     "(numbers.Real)"),
+         _numerical_complex, errors.UnsupportedProgramError, ("imaginary",)),
     Case("numerical SOp with an infinite value", "program", "numerical(Map(lambda t: inf if t == 'a' else 1.0, tokens))",
-         _numerical_infinite, errors.UnsupportedProgramError, ("unbounded", "inf"),
-         known_issue="compiles without error and the model is silently wrong (outputs nan where rasp.evaluate "
-                     "gives 1.0, at the position after an inf); validate should reject non-finite values of a "
-                     "numerical SOp (math.isfinite) with UnsupportedProgramError naming the SOp"),
+         _numerical_infinite, errors.UnsupportedProgramError, ("unbounded", "inf")),
     Case("numerical mean of nan", "program", "numerical(Aggregate(select, numerical(Map(-> nan or 1.0))))",
-         _mean_of_nan, errors.UnsupportedProgramError, ("maybe_nan", "nan"),
-         known_issue="bare ValueError: cannot convert NaN to integer ratio from value_sets.mean_set; same fix: "
-                     "reject non-finite numerical values in validate, before value sets of means are built"),
+         _mean_of_nan, errors.UnsupportedProgramError, ("maybe_nan", "nan")),
     Case("unknown forward backend", "input", "model.apply(tokens, backend='torch')",
-         _unknown_backend, ValueError, ("torch", "numpy", "jax"),
-         known_issue="no error: any backend other than 'numpy' silently runs JAX; CompiledModel._run should raise "
-                     "ValueError(\"backend must be 'numpy' or 'jax', got 'torch'\")"),
+         _unknown_backend, ValueError, ("torch", "numpy", "jax")),
     # command line
     Case("compile without a program", "cli", "rasp-compiler compile", _cli_compile_no_args, 2,
          ("missing argument", "PROGRAM")),

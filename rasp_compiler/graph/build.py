@@ -114,25 +114,27 @@ class _Builder:
     def _conjunction(self, sel: core.Selector) -> list[Term]:
         lab = lambda x: self.label_of[x.unique_id]  # noqa: E731
         if isinstance(sel, core.Select):
-            return [Term(lab(sel.keys), lab(sel.queries), sel.predicate)]
+            return [Term(lab(sel.keys), lab(sel.queries), sel.predicate, sel.label)]
         if isinstance(sel, core.SelectorAnd):
             merged: dict[tuple[str, str], Term] = {}
             for t in self._conjunction(sel.fst) + self._conjunction(sel.snd):
                 old = merged.get((t.key, t.query))
                 merged[(t.key, t.query)] = t if old is None else Term(
-                    t.key, t.query, lambda k, q, a=old.predicate, b=t.predicate: bool(a(k, q)) and bool(b(k, q)))
+                    t.key, t.query, lambda k, q, a=old.predicate, b=t.predicate: bool(a(k, q)) and bool(b(k, q)),
+                    f"{old.source} & {t.source}")
             return list(merged.values())
         if isinstance(sel, core.SelectorNot):
             inner = self._conjunction(sel.inner)
             if len(inner) == 1:
                 t = inner[0]
-                return [Term(t.key, t.query, lambda k, q, a=t.predicate: not a(k, q))]
+                return [Term(t.key, t.query, lambda k, q, a=t.predicate: not a(k, q), f"not {t.source}")]
             raise _NotConjunctive
         if isinstance(sel, core.SelectorOr):
             a, b = self._conjunction(sel.fst), self._conjunction(sel.snd)
             if len(a) == 1 and len(b) == 1 and (a[0].key, a[0].query) == (b[0].key, b[0].query):
                 return [Term(a[0].key, a[0].query,
-                             lambda k, q, x=a[0].predicate, y=b[0].predicate: bool(x(k, q)) or bool(y(k, q)))]
+                             lambda k, q, x=a[0].predicate, y=b[0].predicate: bool(x(k, q)) or bool(y(k, q)),
+                             f"{a[0].source} | {b[0].source}")]
             raise _NotConjunctive
         raise RaspTypeError(f"unknown selector type {type(sel).__name__} in {sel.label}")
 
@@ -155,7 +157,7 @@ class _Builder:
         def predicate(k: Any, q: Any) -> bool:
             return _eval_selector(selector, wrap_k(k), wrap_q(q), key_pos, query_pos)
 
-        return Term(key_label, query_label, predicate)
+        return Term(key_label, query_label, predicate, selector.label)
 
     def _tuple_sop(self, sops: list[core.SOp], label: str) -> str:
         if len(sops) == 1:

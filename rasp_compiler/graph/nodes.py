@@ -28,6 +28,7 @@ class Term:
     key: str
     query: str
     predicate: Callable[[Any, Any], bool]
+    source: str = ""  # label of the Select(s) it came from, for error messages
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ and to decode outputs. A numerical mean's set is every achievable mean of up to
 from __future__ import annotations
 
 import itertools
+import math
 from fractions import Fraction
-from numbers import Number
+from numbers import Number, Real
 from typing import Any, Iterable
 
 from rasp_compiler.errors import ValueSetError
@@ -29,7 +30,16 @@ def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -
     sets: dict[str, ValueSet] = {}
     for label in pg.topological():
         node = pg.nodes[label]
-        values = _node_values(node, pg, sets, frozenset(vocab), max_seq_len)
+        try:
+            values = _node_values(node, pg, sets, frozenset(vocab), max_seq_len)
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            raise ValueSetError(
+                f"{node.op} {node.label} produces unhashable values ({exc}); categorical values must be "
+                "hashable: use tuples instead of lists, frozensets instead of sets") from exc
+        if node.numerical and values is not None:
+            _need_finite_reals(node, values)
         if values is not None and node.numerical and None in values:
             values = _no_none_in_numbers(node, values)
         sets[label] = None if values is None else _tidy(values)
@@ -219,8 +229,16 @@ def _apply(node: Node, f, args: tuple) -> Any:
             "inputs' values (e.g. guard the case) so every value can be compiled") from exc
 
 
+def _need_finite_reals(node: Node, values: frozenset) -> None:
+    bad = [v for v in values if v is not None and (not isinstance(v, Real) or not math.isfinite(v))]
+    if bad:
+        raise ValueSetError(
+            f"numerical {node.op} {node.label} can take {sorted(map(repr, bad))[:5]}, not finite real "
+            "numbers; a residual direction can only hold finite reals — bound or guard the values")
+
+
 def _need_numbers(values: frozenset, node: Node) -> None:
-    bad = [v for v in values if not isinstance(v, Number)]
+    bad = [v for v in values if v is not None and (not isinstance(v, Real) or not math.isfinite(v))]
     if bad:
         raise ValueSetError(
             f"numerical Aggregate {node.label} averages {node.aggregated}, whose values include "

@@ -70,7 +70,11 @@ class CompiledModel:
             raise InputError(f"input has {len(tokens) - 1} tokens after BOS, more than max_seq_len={c.max_seq_len}")
         ids = np.full(c.n_ctx, self._ids[c.pad], np.int32)
         for i, tok in enumerate(tokens):
-            if i and (tok == c.bos or tok not in self._ids or tok == c.pad):
+            try:
+                known = tok in self._ids
+            except TypeError:  # unhashable: cannot be a token
+                known = False
+            if i and (tok == c.bos or not known or tok == c.pad):
                 raise InputError(
                     f"token {tok!r} at position {i} is not in the vocabulary {list(c.vocab)}")
             ids[i] = self._ids[tok]
@@ -95,6 +99,7 @@ class CompiledModel:
     def run_with_cache(self, tokens: Sequence[Any], hooks: Hooks | None = None,
                        backend: str = "numpy") -> RunResult:
         """One run with every activation kept (numpy arrays without the batch axis)."""
+        _check_backend(backend)
         ids = self.encode(tokens)[None]
         cache: dict = {}
         out = self._forward_numpy(ids, hooks=hooks, cache=cache) if backend == "numpy" else \
@@ -105,6 +110,7 @@ class CompiledModel:
         return RunResult(self._decode(out), out, trimmed)
 
     def _run(self, ids: np.ndarray, backend: str) -> np.ndarray:
+        _check_backend(backend)
         if backend == "numpy":
             return self._forward_numpy(ids)
         return np.asarray(self._jitted_forward()(self.jax_params, ids))
@@ -155,6 +161,11 @@ class CompiledModel:
     @functools.cached_property
     def _numeric_outputs(self) -> np.ndarray:
         return np.asarray(sorted(float(v) for v in self.config.output_values))
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("numpy", "jax"):
+        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
 
 
 def _snap(x: float, values: np.ndarray) -> float:

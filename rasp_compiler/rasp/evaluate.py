@@ -28,7 +28,11 @@ def evaluate(program: core.RASPExpr, xs: Sequence[Any], vocab: Iterable[Any] | N
     if vocab is not None:
         allowed = set(vocab)
         for i, x in enumerate(xs):
-            if x not in allowed:
+            try:
+                known = x in allowed
+            except TypeError:  # unhashable
+                known = False
+            if not known:
                 raise InputError(f"token {x!r} at position {i} is not in the vocabulary {sorted(map(str, allowed))}")
     return _Evaluator(xs).value(program)
 
