@@ -113,11 +113,12 @@ def save_model(model: CompiledModel, path: str | os.PathLike) -> Path:
     if model.source is not None:
         meta["source"] = str(model.source)
     data = safetensors.numpy.save(params, metadata=meta)
-    _atomic_write(path, data)
+    atomic_write(path, data)
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename: never a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:

@@ -17,13 +17,12 @@ weight file too (``source``), so ``rasp-compiler verify FILE`` re-checks it.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from rasp_compiler.errors import RaspCompilerError, UnsupportedProgramError
+from rasp_compiler.export.safetensors_file import atomic_write
 
 DATASET_FORMAT = "rasp_compiler.fuzz.dataset"
 DATASET_VERSION = 1
@@ -44,22 +43,6 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_json_value(x) for x in v]
     return repr(v)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _compile_checked(seed: int, depth: int, rejected: Counter, compiler_errors: list):
@@ -177,7 +160,7 @@ def write_dataset(n: int, out_dir, seed: int = 0, depth: int = 3,
         "programs": entries,
     }
     path = out / "index.json"
-    _atomic_write_text(path, json.dumps(index, indent=1) + "\n")
+    atomic_write(path, (json.dumps(index, indent=1) + "\n").encode("utf-8"))
     return path
 
 
