@@ -48,7 +48,7 @@ def width_fractions(max_seq_len: int) -> list[tuple[float, int]]:
 def aggregate_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> AttentionHead:
     c = sharpness(max_seq_len)
     m = len(node.terms)
-    qk = _tables(node.terms, layout, c)
+    qk, tables = _tables(node.terms, layout, c)
     _add(qk, (ONE, BOS), (m - 0.5) * c)
     _add(qk, (BOS, BOS), (2 * m + 1) * c)  # the BOS query itself looks only at BOS
     ov: dict[tuple[Dir, Dir], float] = {}
@@ -64,42 +64,48 @@ def aggregate_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> Atte
             ov[(d, mine[v])] = 1.0
         if default is not None:
             ov[(BOS, mine[default])] = 1.0
-    return _head(node.label, qk, ov, c)
+    return _head(node.label, qk, tables, ov, c)
 
 
 def width_head(node: Node, layout: ResidualLayout, max_seq_len: int) -> AttentionHead:
     c = sharpness(max_seq_len)
     m = len(node.terms)
-    qk = _tables(node.terms, layout, c)
+    qk, tables = _tables(node.terms, layout, c)
     _add(qk, (ONE, BOS), m * c + math.log(width_bias(max_seq_len)))
     _add(qk, (BOS, BOS), (2 * m + 1) * c)
     ov = {(BOS, Dir(node.label, FRACTION)): 1.0}
-    return _head(node.label, qk, ov, c)
+    return _head(node.label, qk, tables, ov, c)
 
 
 def _add(qk: dict, pair: tuple[Dir, Dir], weight: float) -> None:
     qk[pair] = qk.get(pair, 0.0) + weight
 
 
-def _head(label: str, qk: dict, ov: dict, c: float) -> AttentionHead:
-    qdirs = tuple(dict.fromkeys(a for a, _ in qk))
-    kdirs = tuple(dict.fromkeys(b for _, b in qk))
+def _head(label: str, qk: dict, tables: list, ov: dict, c: float) -> AttentionHead:
+    """``tables``: (query dirs, key dirs, weight matrix) blocks; ``qk``: single entries."""
+    qdirs = tuple(dict.fromkeys([d for q, _, _ in tables for d in q] + [a for a, _ in qk]))
+    kdirs = tuple(dict.fromkeys([d for _, k, _ in tables for d in k] + [b for _, b in qk]))
+    w_qk = matrix(qdirs, kdirs, qk)
+    qi, ki = {d: i for i, d in enumerate(qdirs)}, {d: i for i, d in enumerate(kdirs)}
+    for q, k, block in tables:
+        w_qk[np.ix_([qi[d] for d in q], [ki[d] for d in k])] += block
     vdirs = tuple(dict.fromkeys(a for a, _ in ov))
     odirs = tuple(dict.fromkeys(b for _, b in ov))
-    return AttentionHead(label, qdirs, kdirs, matrix(qdirs, kdirs, qk), vdirs, odirs,
-                         matrix(vdirs, odirs, ov), c)
+    return AttentionHead(label, qdirs, kdirs, w_qk, vdirs, odirs, matrix(vdirs, odirs, ov), c)
 
 
-def _tables(terms: tuple[Term, ...], layout: ResidualLayout, c: float) -> dict[tuple[Dir, Dir], float]:
+def _tables(terms: tuple[Term, ...], layout: ResidualLayout, c: float) -> tuple[dict, list]:
+    """Each term's truth table as one block of weights (c where the predicate holds), plus
+    single entries for the rows and columns of None."""
     qk: dict[tuple[Dir, Dir], float] = {}
+    tables = []
     for t in terms:
         keys, queries = layout.values[t.key], layout.values[t.query]
         table = _checked_table(t, keys, queries)
-        for qi, ki in zip(*np.nonzero(table)):
-            _add(qk, (Dir(t.query, queries[qi]), Dir(t.key, keys[ki])), c)
+        tables.append(([Dir(t.query, q) for q in queries], [Dir(t.key, k) for k in keys], c * table))
         if t.key in layout.nullable or t.query in layout.nullable:
             _none_rows(t, layout, keys, queries, c, qk)
-    return qk
+    return qk, tables
 
 
 def _none_rows(t: Term, layout: ResidualLayout, keys: tuple, queries: tuple, c: float, qk: dict) -> None:
