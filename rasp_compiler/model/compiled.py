@@ -37,7 +37,7 @@ class CompiledModel:
         self.metadata = metadata  # descriptive metadata of the weight file it was loaded from (graph, program)
         self._ids = {tok: i for i, tok in enumerate(config.input_tokens)}
         self._jax_params = None
-        self._jitted: dict[bool, Any] = {}
+        self._jitted = None  # the jitted forward pass, built on first use
 
     # sizes and labels ---------------------------------------------------------
     @property
@@ -133,12 +133,12 @@ class CompiledModel:
         return self._jax_params
 
     def _jitted_forward(self):
-        if False not in self._jitted:
+        if self._jitted is None:
             import jax
             import jax.numpy as jnp
-            self._jitted[False] = jax.jit(functools.partial(
+            self._jitted = jax.jit(functools.partial(
                 forward, xp=jnp, n_layers=self.config.n_layers, causal=self.config.causal))
-        return self._jitted[False]
+        return self._jitted
 
     # decoding --------------------------------------------------------------------
     def _decode(self, out: np.ndarray) -> list:
