@@ -43,8 +43,6 @@ def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_l
                         f"SequenceMap {label} reads numerical SOp {src}; a SequenceMap MLP needs categorical "
                         f"inputs — make {src} categorical (categorical(Map(lambda x: x, {src}))), or use "
                         "LinearSequenceMap for a linear combination of numerical SOps")
-        if node.kind is Kind.VIRTUAL or (node.numerical and node.kind is not Kind.EMBED):
-            _need_numeric_values(label, value_sets[label], node.op)
         if node.kind is Kind.VIRTUAL and isinstance(node.expr, core.LinearSequenceMap):
             for src in node.inputs:
                 if not pg.nodes[src].numerical:

@@ -229,8 +229,13 @@ def _apply(node: Node, f, args: tuple) -> Any:
             "inputs' values (e.g. guard the case) so every value can be compiled") from exc
 
 
+def _not_finite_reals(values: frozenset) -> list:
+    return [v for v in values if v is not None and (not isinstance(v, Real) or not math.isfinite(v))]
+
+
 def _need_finite_reals(node: Node, values: frozenset) -> None:
-    bad = [v for v in values if v is not None and (not isinstance(v, Real) or not math.isfinite(v))]
+    """Every numerical node (value sets of them are checked here, before validation)."""
+    bad = _not_finite_reals(values)
     if bad:
         raise ValueSetError(
             f"numerical {node.op} {node.label} can take {sorted(map(repr, bad))[:5]}, not finite real "
@@ -238,7 +243,8 @@ def _need_finite_reals(node: Node, values: frozenset) -> None:
 
 
 def _need_numbers(values: frozenset, node: Node) -> None:
-    bad = [v for v in values if v is not None and (not isinstance(v, Real) or not math.isfinite(v))]
+    """What a numerical Aggregate averages (which may itself be categorical)."""
+    bad = _not_finite_reals(values)
     if bad:
         raise ValueSetError(
             f"numerical Aggregate {node.label} averages {node.aggregated}, whose values include "
