@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.craft.build import Blocks, craft_blocks
 from rasp_compiler.craft.check import check_blocks
 from rasp_compiler.errors import InputError
@@ -54,13 +55,14 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
                          f"from every vocabulary token")
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise InputError(f"max_seq_len must be a positive integer, got {max_seq_len!r}")
-    graph = build_graph(program)
-    value_sets = infer_value_sets(graph, vocab, max_seq_len)
-    validate(graph, value_sets, vocab, max_seq_len, causal)
-    sched = schedule(graph)
-    layout = build_layout(graph, value_sets, sched)
-    blocks = craft_blocks(graph, value_sets, layout, max_seq_len)
-    checked = check_blocks(graph, value_sets, layout, blocks, max_seq_len)
-    config, params, labels = assemble(graph, value_sets, sched, layout, blocks, vocab, max_seq_len,
-                                      compiler_bos, compiler_pad, causal)
+    with one_blas_thread():
+        graph = build_graph(program)
+        value_sets = infer_value_sets(graph, vocab, max_seq_len)
+        validate(graph, value_sets, vocab, max_seq_len, causal)
+        sched = schedule(graph)
+        layout = build_layout(graph, value_sets, sched)
+        blocks = craft_blocks(graph, value_sets, layout, max_seq_len)
+        checked = check_blocks(graph, value_sets, layout, blocks, max_seq_len)
+        config, params, labels = assemble(graph, value_sets, sched, layout, blocks, vocab, max_seq_len,
+                                          compiler_bos, compiler_pad, causal)
     return CompiledModel(config, params, labels, Compilation(graph, value_sets, sched, layout, blocks, checked))

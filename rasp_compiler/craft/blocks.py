@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse  # at import, not in the first big compile (~0.3 s)
 
 from rasp_compiler.graph.residual import Dir
 
@@ -39,7 +40,6 @@ class MLPBlock:
         w_in, b_in, w_out = (a.astype(np.float32) for a in (self.w_in, self.b_in, self.w_out))
         if x.shape[0] * self.n_hidden < 1_000_000:
             return np.maximum(x @ w_in + b_in, 0) @ w_out
-        from scipy import sparse
         pre = (sparse.csr_matrix(x) @ sparse.csc_matrix(w_in)).tocsr()
         pre.data += b_in[pre.indices]
         pre.data = np.maximum(pre.data, 0)

@@ -51,16 +51,19 @@ def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Residu
     at_bos = clean.copy()  # the residual at the BOS position, followed layer by layer
     head_labels, mlp_ranges, neuron_labels = [], [], []
     for l in range(sched.n_layers):
-        wq, wk, wv = (np.zeros((n_heads, d, d_head)) for _ in range(3))
-        wo = np.zeros((n_heads, d_head, d))
+        # float32 from the start: these arrays are as wide as the biggest value set, and
+        # a float64 copy of each only to cast it afterwards doubles the memory touched.
+        wq, wk, wv = (np.zeros((n_heads, d, d_head), np.float32) for _ in range(3))
+        wo = np.zeros((n_heads, d_head, d), np.float32)
         bos_write = np.zeros(d)
         for h, head in enumerate(layer_heads[l]):
             _place_head(head, idx, wq[h], wk[h], wv[h], wo[h])
-            bos_write += (clean @ wv[h]) @ wo[h]
+            bos_write += _sparse_dot(_sparse_dot(clean, wv[h]), wo[h])
             for w in (wk[h], wv[h]):
-                w[idx[BOS]] += (clean - at_bos) @ w
+                w[idx[BOS]] += _sparse_dot(clean - at_bos, w)
         at_bos = at_bos + bos_write
-        w_in, b_in, w_out = np.zeros((d, d_mlp)), np.zeros(d_mlp), np.zeros((d_mlp, d))
+        w_in, b_in = np.zeros((d, d_mlp), np.float32), np.zeros(d_mlp)
+        w_out = np.zeros((d_mlp, d), np.float32)
         ranges, neurons, start = [], [""] * d_mlp, 0
         for block in layer_mlps[l]:
             stop = start + block.n_hidden
@@ -68,7 +71,7 @@ def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Residu
             neurons[start:stop] = block.hidden
             ranges.append((block.node, start, stop))
             start = stop
-        w_in[idx[BOS]] -= at_bos @ w_in + b_in + 1.0  # every neuron at -1 on the BOS position
+        w_in[idx[BOS]] -= _sparse_dot(at_bos, w_in) + b_in + 1.0  # every neuron at -1 on the BOS position
         for name, value in (("attn.W_Q", wq), ("attn.W_K", wk), ("attn.W_V", wv), ("attn.W_O", wo),
                             ("mlp.W_in", w_in), ("mlp.b_in", b_in), ("mlp.W_out", w_out),
                             ("mlp.b_out", np.zeros(d))):
@@ -113,6 +116,12 @@ def _write(row: np.ndarray, idx, label: str, numerical: bool, value: Any) -> Non
         row[idx[Dir(label)]] += float(value)
     else:
         row[idx[Dir(label, value)]] += 1.0
+
+
+def _sparse_dot(vec: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """vec @ mat in float64, reading only the rows where vec is non-zero (few, at BOS)."""
+    rows = np.flatnonzero(vec)
+    return vec[rows] @ mat[rows].astype(np.float64)
 
 
 def _place_head(head: AttentionHead, idx, wq, wk, wv, wo) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.errors import InputError
 from rasp_compiler.model.config import ModelConfig, ModelLabels
 from rasp_compiler.model.transformer import Hooks, forward
@@ -116,7 +117,7 @@ class CompiledModel:
         return np.asarray(self._jitted_forward()(self.jax_params, ids))
 
     def _forward_numpy(self, ids, hooks=None, cache=None):
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), one_blas_thread():
             return forward(self.params, ids, xp=np, n_layers=self.config.n_layers, causal=self.config.causal,
                            hooks=hooks, cache=cache)
 

@@ -42,16 +42,18 @@ def forward(params: Mapping[str, Any], ids, *, xp, n_layers: int, causal: bool, 
     for l in range(n_layers):
         p = f"blocks.{l}."
         x = hook(p + "hook_resid_pre", x)
-        q = xp.einsum("btd,hde->bthe", x, params[p + "attn.W_Q"])
-        k = xp.einsum("btd,hde->bthe", x, params[p + "attn.W_K"])
-        v = xp.einsum("btd,hde->bthe", x, params[p + "attn.W_V"])
-        scores = xp.einsum("bqhe,bkhe->bhqk", q, k)
+        # matmuls rather than einsum: numpy's einsum does not reach BLAS, and these
+        # matrices are as wide as the biggest value set (thousands of dimensions).
+        xh = x[:, None]  # (batch, 1, pos, d) against (heads, d, d_head)
+        q, k, v = (xh @ params[p + w] for w in ("attn.W_Q", "attn.W_K", "attn.W_V"))  # (batch, heads, pos, d_head)
+        scores = q @ xp.swapaxes(k, -1, -2)  # (batch, heads, query, key)
         scores = xp.where(visible, scores, -xp.inf)
         scores = scores - scores.max(axis=-1, keepdims=True)
         weights = xp.exp(scores)
         pattern = hook(p + "attn.hook_pattern", weights / weights.sum(axis=-1, keepdims=True))
-        z = hook(p + "attn.hook_z", xp.einsum("bhqk,bkhe->bqhe", pattern, v))
-        attn_out = hook(p + "hook_attn_out", xp.einsum("bqhe,hed->bqd", z, params[p + "attn.W_O"]))
+        z = hook(p + "attn.hook_z", xp.swapaxes(pattern @ v, 1, 2))  # (batch, query, heads, d_head)
+        w_o = params[p + "attn.W_O"]
+        attn_out = hook(p + "hook_attn_out", z.reshape(z.shape[:2] + (-1,)) @ w_o.reshape(-1, w_o.shape[-1]))
         x = hook(p + "hook_resid_mid", x + attn_out)
         pre = x @ params[p + "mlp.W_in"] + params[p + "mlp.b_in"]
         post = hook(p + "mlp.hook_post", xp.maximum(pre, 0))
