@@ -59,6 +59,21 @@ def test_numerical_map_of_numerical_mean_is_a_staircase():
     assert_exact(rasp.numerical(rasp.Map(lambda x: x * x - 1, mean)), n=8, n_random=100)
 
 
+def test_number_map_linear_on_its_inputs_is_an_interpolation_with_few_neurons():
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(idx, idx, C.LEQ), numbers(), default=0)).named("mean")
+    kinked = rasp.numerical(rasp.Map(lambda x: abs(1.3 - 3 * x), mean)).named("kinked")  # one kink
+    model = assert_exact(kinked, n=8, n_random=100)
+    n_values = len(model.compilation.value_sets["mean"])
+    hidden = model.compilation.blocks.mlps["kinked"].n_hidden
+    assert n_values > 20 and hidden <= 4, (n_values, hidden)  # a staircase needs two per value
+
+
+def test_jumpy_number_map_over_many_close_values_is_exact():
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(idx, idx, C.LEQ), numbers(), default=0)).named("mean")
+    jumpy = rasp.numerical(rasp.Map(lambda x: round(x * 1000) * 7919 % 21 - 10, mean)).named("jumpy")
+    assert_exact(jumpy, n=10, n_random=200, exhaustive_len=4)
+
+
 def test_numerical_aggregate_of_values_other_than_0_and_1_with_default():
     assert_exact(rasp.numerical(rasp.Aggregate(rasp.Select(toks, toks, C.LT), numbers(), default=5)))
 

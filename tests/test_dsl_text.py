@@ -300,6 +300,47 @@ def test_arithmetic_on_numerical_is_numerical_and_linear():
     assert run(prog["bal"], list("(()")) == [1.0, 1.0, pytest.approx(1 / 3)]
 
 
+def test_sums_with_a_numerical_side_are_linear():
+    from rasp_compiler import compile_rasp_to_model
+
+    prog = dsl.parse('p = select(indices, indices, <=);\nf = aggregate(p, tokens == "a");\n'
+                     "flag = 1 if indices == 0 else 0;\n"
+                     "a = flag + f;\nb = indices - f;\nc = -f - 2 * length;\n"
+                     "t = tokens + f;\nbal = f - flag;\ncat = categorical(bal);\n")
+    f, flag = prog["f"], prog["flag"]
+    for name, fst, snd, facs in (("a", flag, f, (1, 1)), ("b", core.indices, f, (1, -1)),
+                                 ("c", f, prog["c"].snd, (-1, -2)), ("bal", f, flag, (1, -1))):
+        node = prog[name]
+        assert type(node) is core.LinearSequenceMap and node.is_numerical, name
+        assert (node.fst.unique_id, node.snd.unique_id, (node.fst_fac, node.snd_fac)) == \
+            (fst.unique_id, snd.unique_id, facs), name
+    assert prog["c"].snd.label == "length"
+    # tokens' values are unknown: a SequenceMap reading f through a view
+    assert type(prog["t"]) is core.SequenceMap and prog["t"].snd.inner.unique_id == f.unique_id
+    # categorical(sum): an identity Map of the free numerical sum, not a categorical LinearSequenceMap
+    assert type(prog["cat"]) is core.Map and prog["cat"].inner.unique_id == prog["bal"].unique_id
+    assert not prog["cat"].is_numerical
+    xs = list("abaa")
+    fs, n = run(f, xs), len(xs)
+    assert run(prog["a"], xs) == [f0 + (1 if i == 0 else 0) for i, f0 in enumerate(fs)]
+    assert run(prog["b"], xs) == [i - f0 for i, f0 in enumerate(fs)]
+    assert run(prog["c"], xs) == [-f0 - 2 * n for f0 in fs]
+    assert run(prog["cat"], xs) == run(prog["bal"], xs) == [f0 - (1 if i == 0 else 0) for i, f0 in enumerate(fs)]
+    for name in ("a", "b", "c", "cat"):
+        check_compilable_shape(prog[name])
+        text = dsl.to_text(prog[name])
+        again = dsl.parse(text).output
+        assert dsl.to_text(again) == text  # printed back to the same text
+        model = compile_rasp_to_model(prog[name], vocab={"a", "b"}, max_seq_len=4)
+        for ys in all_inputs(["a", "b"], max_len=4, min_len=1):
+            want = run(prog[name], ys)
+            assert run(again, ys) == want, (name, ys)
+            got = model.apply(["BOS"] + ys).decoded[1:]
+            assert all(math.isclose(g, w, abs_tol=1e-9) for g, w in zip(got, want)), (name, ys, got, want)
+        if name != "cat":
+            assert model.config.n_layers == 1, (name, model)
+
+
 # =========================================================================== elementwise
 def test_map_with_constant_closes_over_value():
     prog = dsl.parse("k = 10;\nx = indices + k;\nk = 20;\ny = indices + k;\n")
@@ -669,7 +710,7 @@ def test_example_compiles_exactly(name):
 
 def test_numerical_inputs_of_selects_and_sequencemaps_are_read_through_a_view():
     prog = dsl.parse("prevs = select(indices, indices, <=);\nf = aggregate(prevs, tokens == 1);\n"
-                     "g = f * length;\ns = select(f, f, ==);\nh = f + indices;\n")
+                     "g = f * length;\ns = select(f, f, ==);\nh = f % (indices + 1);\n")
     f = prog["f"]
     for node in (prog["g"], prog["h"]):
         assert type(node) is core.SequenceMap and not node.fst.is_numerical

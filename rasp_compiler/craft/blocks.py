@@ -30,24 +30,24 @@ class MLPBlock:
     def n_hidden(self) -> int:
         return len(self.hidden)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Apply to rows of x over ``reads`` in float32, as the model does.
+    def __call__(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """Apply to rows of x over ``reads`` in float32, as the model does (or in ``dtype``).
 
         Lookup tables are large and sparse (each neuron reads one or two directions), so
         neurons with a non-positive bias are evaluated only where an input reaches them.
         """
-        x = np.asarray(x, np.float32)
-        w_in, b_in, w_out = (a.astype(np.float32) for a in (self.w_in, self.b_in, self.w_out))
+        x = np.asarray(x, dtype)
+        w_in, b_in, w_out = (a.astype(dtype) for a in (self.w_in, self.b_in, self.w_out))
         if x.shape[0] * self.n_hidden < 1_000_000:
             return np.maximum(x @ w_in + b_in, 0) @ w_out
         pre = (sparse.csr_matrix(x) @ sparse.csc_matrix(w_in)).tocsr()
         pre.data += b_in[pre.indices]
         pre.data = np.maximum(pre.data, 0)
         out = np.asarray(pre @ w_out)
-        for j in np.nonzero(b_in > 0)[0]:  # neurons that fire without input: dense, with the stored part undone
-            dense = np.maximum(x @ w_in[:, j] + b_in[j], 0)
-            stored = np.asarray(pre[:, j].todense()).ravel()
-            out += np.outer(dense - stored, w_out[j])
+        on = np.flatnonzero(b_in > 0)  # neurons that fire without input: dense, with the stored part undone
+        if len(on):
+            dense = np.maximum(x @ w_in[:, on] + b_in[on], 0)
+            out += (dense - pre[:, on].toarray()) @ w_out[on]
         return out
 
 

@@ -56,7 +56,7 @@ def _map_mlp(node: Node, pg: ProgramGraph, value_sets: dict, layout: ResidualLay
                 f"Map {node.label} reads numerical SOp {src}, whose values are too many to list, so no "
                 "MLP can tell them apart exactly; bound the values it averages, or read it linearly")
         points = [(float(v), f(v)) for v in values]
-        return mlp.staircase(node.label, node.numerical, layout.numeric_readout(src), points, what=src)
+        return mlp.numeric_input_map(node.label, node.numerical, layout.numeric_readout(src), points, what=src)
     assert isinstance(e, core.SequenceMap)
     if node.inputs[0] == node.inputs[1]:  # f(x, x): a lookup over x alone
         return mlp.map_lookup(node.label, node.numerical, layout.onehot(node.inputs[0]), lambda v: f(v, v))

@@ -1,7 +1,9 @@
 """Run every MLP block on its whole finite input set, in float32, and fail loudly.
 
 This is the compiler checking itself: a wrong value here is a compiler bug, reported
-with the node, the input and what came out.
+with the node, the input and what came out. The one exception is a Map of a numerical
+SOp that is exact in float64 but not in float32: a limit of the number format (too many
+input values, too close), refused as such with a ValueSetError.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from rasp_compiler.craft.attention import width_fractions
 from rasp_compiler.craft.blocks import MLPBlock
 from rasp_compiler.craft.build import Blocks, node_function
 from rasp_compiler.craft.mlp import output_vector
-from rasp_compiler.errors import CompilationCheckError
+from rasp_compiler.errors import CompilationCheckError, ValueSetError
 from rasp_compiler.graph.nodes import Kind, ProgramGraph
 from rasp_compiler.graph.residual import FRACTION, Dir, ResidualLayout
 from rasp_compiler.rasp import core
@@ -41,15 +43,39 @@ def check_blocks(pg: ProgramGraph, value_sets: dict, layout: ResidualLayout, blo
                     raise CompilationCheckError(f"MLP {label} cannot write {d} (value {value!r})")
                 want[row, wi[d]] = v
         got = block(x)
-        err = np.abs(got - want) / np.maximum(1.0, np.abs(want))
-        bad = np.argwhere(err > TOLERANCE)
+        bad = np.argwhere(_error(got, want) > TOLERANCE)
         if len(bad):
             row = bad[0][0]
+            if _is_numeric_input_map(node, pg) and not (_error(block(x, np.float64), want) > TOLERANCE).any():
+                raise _float32_limit(node, pg.nodes[node.inputs[0]], value_sets, describe(row), expected[row],
+                                     got[row], block)
             raise CompilationCheckError(
                 f"MLP of {node.op} {label} is wrong on input {describe(row)}: expected {expected[row]!r}, "
                 f"got {dict(zip(map(str, block.writes), np.round(got[row], 5)))}")
         checked += len(expected)
     return checked
+
+
+def _error(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    return np.abs(got - want) / np.maximum(1.0, np.abs(want))
+
+
+def _is_numeric_input_map(node, pg: ProgramGraph) -> bool:
+    return isinstance(node.expr, core.Map) and pg.nodes[node.inputs[0]].numerical
+
+
+def _float32_limit(node, src, value_sets: dict, where: str, expected, got, block: MLPBlock) -> ValueSetError:
+    """Exact in float64 but not in float32: the input's values are too many and too close
+    for one float32 MLP to tell apart (a limit of the number format, not a wrong block)."""
+    values = sorted(float(v) for v in value_sets[src.label])
+    gap, lo, hi = min((b - a, a, b) for a, b in zip(values, values[1:]))
+    return ValueSetError(
+        f"Map {node.label} cannot be computed exactly in float32: its input {src.label} takes {len(values)} "
+        f"values in [{values[0]:.6g}, {values[-1]:.6g}], some only {gap:.3g} apart ({lo:.6g} and {hi:.6g}), "
+        f"and an MLP that separates them all (here {block.n_hidden} neurons) is off by float32 rounding on "
+        f"input {where}: expected {expected!r}, got {np.round(got, 5).tolist()}. Give {src.label} fewer or "
+        f"farther-apart values (a smaller max_seq_len, or a categorical SOp instead of a mean), or compute "
+        f"{node.label} from categorical inputs")
 
 
 def _cases(node, pg: ProgramGraph, value_sets, layout: ResidualLayout, n: int):

@@ -176,11 +176,14 @@ def formula_of(sop: core.RASPExpr) -> Formula | None:
 
 
 def linear_formula(a: float, b: float) -> Formula:
-    """``a * x + b * y`` written as simply as possible."""
+    """``a * x + b * y`` written as simply as possible (``x - 2 * y`` for ``b = -2``; both
+    forms compute the same floats, as ``(-c) * y == -(c * y)`` exactly)."""
     def term(fac, i):
-        return Arg(i) if fac == 1 else Op("*", (Const(fac), Arg(i)))
-    if b == -1:
-        return Op("-", (term(a, 0), Arg(1)))
+        if fac == 1:
+            return Arg(i)
+        return Op("neg", (Arg(i),)) if fac == -1 else Op("*", (Const(fac), Arg(i)))
+    if b < 0:
+        return Op("-", (term(a, 0), term(-b, 1)))
     if a == -1 and b == 1:
         return Op("-", (Arg(1), Arg(0)))
     return Op("+", (term(a, 0), term(b, 1)))
@@ -235,8 +238,21 @@ def numeric_valued(sop: core.SOp, _memo: dict[int, bool] | None = None) -> bool:
     ``Full`` of a number. False for tokens, indices, selector widths, categorical
     aggregates and Maps without a formula (nothing is known about their values).
     """
-    memo = {} if _memo is None else _memo
+    return _numeric(sop, counts=False, memo={} if _memo is None else _memo)
 
+
+def holds_numbers(sop: core.SOp) -> bool:
+    """Whether every value of ``sop`` is a number or a boolean, by construction.
+
+    Like :func:`numeric_valued`, and also true for ``indices``, selector widths (``length``)
+    and arithmetic over them, which always hold integers (``numeric_valued`` leaves them
+    out because ``aggregate`` copies them rather than averaging them). Used to decide
+    that a sum can be a numerical LinearSequenceMap, which reads such an SOp linearly.
+    """
+    return _numeric(sop, counts=True, memo={})
+
+
+def _numeric(sop: core.SOp, counts: bool, memo: dict[int, bool]) -> bool:
     def needs_children(node) -> bool:
         return (not node.is_numerical and isinstance(node, (core.Map, core.SequenceMap))
                 and formula_of(node) is not None)
@@ -257,6 +273,8 @@ def numeric_valued(sop: core.SOp, _memo: dict[int, bool] | None = None) -> bool:
             result = True
         elif isinstance(node, core.Full):
             result = is_number(node.fill)
+        elif counts and isinstance(node, (core.IndicesType, core.SelectorWidth)):
+            result = True
         elif needs_children(node):
             result = formula_numeric_valued(formula_of(node), [memo[c.unique_id] for c in node.children])
         else:

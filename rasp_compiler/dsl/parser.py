@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -610,11 +611,14 @@ class _Interpreter:
 
     # -- building elementwise nodes -------------------------------------------------------------
     def elementwise(self, f: fm.Formula, sops: list[core.SOp]) -> core.SOp:
+        linear = _linear(f, sops)
+        if linear is not None:
+            return linear
+        return self._elementwise_mlp(f, sops)
+
+    def _elementwise_mlp(self, f: fm.Formula, sops: list[core.SOp]) -> core.SOp:
+        """A Map or SequenceMap computing ``f`` (fused with its inputs where possible)."""
         numerical = fm.encoding(f, [s.is_numerical for s in sops])
-        if (isinstance(f, Op) and f.op in ("+", "-") and len(sops) == 2 and f.args == (Arg(0), Arg(1))
-                and sops[0].is_numerical and sops[1].is_numerical and sops[0].unique_id != sops[1].unique_id):
-            node = core.LinearSequenceMap(sops[0], sops[1], 1, 1 if f.op == "+" else -1)
-            return core.numerical(node.annotate(**{fm.FORMULA_KEY: f}))
         leaves, f = _dedup(list(sops), f)
         leaves, f = _absorb(leaves, f)
         while len(leaves) > 2:
@@ -758,6 +762,12 @@ class _Interpreter:
         if isinstance(v, (core.TokensType, core.IndicesType)):
             # The inputs are shared by every program: read them through a new identity Map.
             return self.elementwise(Arg(0), [v]).annotate(encoding=target)
+        if (not numerical and type(v) is core.LinearSequenceMap
+                and (v.fst.is_numerical or v.snd.is_numerical)):
+            # A categorical LinearSequenceMap would be an MLP over numerical inputs, which the
+            # compiler refuses: keep the (free) numerical sum and read it through one identity Map.
+            same = core.Map(fm.compile_formula(Arg(0), 1), v, simplify=False).annotate(**{fm.FORMULA_KEY: Arg(0)})
+            return same.annotate(encoding=target)
         if v.unique_id not in self.bound:
             return v.annotate(encoding=target)
         return _rebuild(v).annotate(encoding=target)
@@ -839,6 +849,44 @@ def _absorb(leaves: list[core.SOp], f: fm.Formula) -> tuple[list[core.SOp], fm.F
             changed = True
             break
     return leaves, f
+
+
+def _scaled(sop: core.SOp) -> tuple[float, core.SOp]:
+    """``(c, x)`` when ``sop`` is an elementwise node built from text computing ``c * x``
+    (``c * x``, ``x * c`` or ``-x``, ``c`` a finite number), else ``(1, sop)``."""
+    f = sop.annotations.get(fm.FORMULA_KEY)
+    if type(sop) is core.Map and isinstance(f, Op):
+        if f.op == "neg" and f.args == (Arg(0),):
+            return -1, sop.inner
+        if f.op == "*" and Arg(0) in f.args:
+            (c,) = [x for x in f.args if x != Arg(0)] or [None]
+            if (isinstance(c, Const) and isinstance(c.value, (int, float)) and not isinstance(c.value, bool)
+                    and math.isfinite(c.value)):
+                return c.value, sop.inner
+    return 1, sop
+
+
+def _linear(f: fm.Formula, sops: list[core.SOp]) -> core.SOp | None:
+    """``a + b`` / ``a - b`` as a numerical LinearSequenceMap ``fa * x + fb * y``, or None.
+
+    Applies when one side is numerical and the other holds numbers (numerical, or
+    numeric-valued by construction, or integers such as indices): the compiler reads a
+    categorical number-valued SOp linearly, so the sum costs no MLP, where a SequenceMap
+    would need a categorical view of the numerical side (one MLP row per pair of values).
+    A side that is a constant multiple of an SOp (``2 * x``, ``x * 0.5``, ``-x``) is
+    folded into the factor. ``x * 1 + y * 1`` computes exactly ``x + y`` (and
+    ``(-1) * y`` exactly ``-y``), so the values are those of the formula as written.
+    """
+    if not (isinstance(f, Op) and f.op in ("+", "-") and len(sops) == 2 and f.args == (Arg(0), Arg(1))):
+        return None
+    sign = 1 if f.op == "+" else -1
+    for (fa, a), (fb, b) in ((_scaled(sops[0]), _scaled(sops[1])), ((1, sops[0]), (1, sops[1]))):
+        if (a.unique_id != b.unique_id and (a.is_numerical or b.is_numerical)
+                and fm.holds_numbers(a) and fm.holds_numbers(b)):
+            fb = sign * fb
+            node = core.LinearSequenceMap(a, b, fa, fb).annotate(**{fm.FORMULA_KEY: fm.linear_formula(fa, fb)})
+            return core.numerical(node)
+    return None
 
 
 def _rebuild(v: core.SOp) -> core.SOp:

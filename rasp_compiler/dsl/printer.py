@@ -211,12 +211,33 @@ class _Printer:
     def _inferred_numerical(self, node: core.SOp) -> bool:
         """The encoding the parser gives this node's text when no wrapper is written."""
         if isinstance(node, core.Aggregate):
-            return fm.infer_numerical_aggregate(node.sop)
+            sop = _through_views(node.sop)
+            if not sop.is_numerical and self._encoding_wrapper(sop) == "categorical":
+                # Written categorical(...) (here or where it is assigned), the parser sees an
+                # explicitly categorical SOp and makes the aggregate a copy, whatever the values.
+                return False
+            return fm.infer_numerical_aggregate(sop)
         if isinstance(node, (core.Map, core.SequenceMap)):
-            f = fm.formula_of(node)
+            f = self._printed_formula(node)
             if f is not None:
                 return fm.encoding(f, [_through_views(c).is_numerical for c in node.children])
         return False
+
+    @staticmethod
+    def _printed_formula(node: core.SOp) -> fm.Formula | None:
+        """The formula written for an elementwise node.
+
+        An identity Map that changes the encoding of an Aggregate is written ``x * 1``:
+        ``categorical(agg)`` / ``numerical(agg)`` would switch the aggregate between copy
+        and mean (a different program), while ``categorical(agg * 1)`` is a Map of
+        ``agg`` computing the same values (``* 1`` is exact on numbers and strings).
+        """
+        f = fm.formula_of(node)
+        if (type(node) is core.Map and f in (fm.Arg(0), fm.Op("id", (fm.Arg(0),)))
+                and isinstance(_through_views(node.inner), core.Aggregate)
+                and _through_views(node.inner).is_numerical != node.is_numerical):
+            return fm.Op("*", (fm.Arg(0), fm.Const(1)))
+        return f
 
     def _bare(self, node: core.RASPExpr) -> tuple[str, int]:
         atom = fm.PREC_ATOM
@@ -254,7 +275,7 @@ class _Printer:
                 args.append(self._const(node, node.default))
             return f"aggregate({', '.join(args)})", atom
         if isinstance(node, (core.Map, core.SequenceMap)):
-            f = fm.formula_of(node)
+            f = self._printed_formula(node)
             if f is None:
                 raise _unsupported(node, "it applies a Python function with no text form; build it from "
                                          "text RASP or annotate it with a formula "

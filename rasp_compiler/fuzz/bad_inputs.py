@@ -182,6 +182,14 @@ def _map_raising(ctx):
     _compile(rasp.numerical(rasp.Map(lambda i: 1 / i, rasp.indices)).named("inverse"))
 
 
+def _map_too_dense_for_float32(ctx):
+    a = rasp.LinearSequenceMap(rasp.indices, rasp.tokens, 1, 3).named("a")
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(a, a, C.GT), a, default=0)).named("mean_above")
+    dense = rasp.numerical(rasp.LinearSequenceMap(rasp.indices, mean, 2, 6)).named("dense")  # 1,257 values in 0..108
+    scrambled = rasp.numerical(rasp.Map(lambda x: round(x * 1000) * 7919 % 21 - 10, dense)).named("scrambled")
+    _compile(scrambled, vocab={0, 1, 2}, max_seq_len=10)
+
+
 def _two_encodings(ctx):
     m = rasp.Map(lambda t: t == "a", rasp.tokens).named("is_a")
     _compile(rasp.SequenceMap(lambda x, y: x and y, m, rasp.numerical(m)).named("both"))
@@ -517,6 +525,9 @@ CASES: tuple[Case, ...] = (
          _causal_looking_ahead, errors.CausalityError, ("mean_of_later", "causal", "after")),
     Case("Map raising on a value", "program", "numerical(Map(lambda i: 1 / i, indices))",
          _map_raising, errors.UnsupportedProgramError, ("inverse", "ZeroDivisionError", "0")),
+    Case("numerical Map too dense for float32", "program",
+         "numerical(Map(jumpy f, x)), x with 1,257 values in 0..108 some 0.029 apart",
+         _map_too_dense_for_float32, errors.ValueSetError, ("scrambled", "float32", "dense", "0.0286")),
     Case("one SOp with two encodings", "program", "m and numerical(m) in one program",
          _two_encodings, errors.UnsupportedProgramError, ("is_a", "numerical", "categorical")),
     Case("two SOps with one name", "program", "two different Maps both .named('flag')",
