@@ -63,6 +63,7 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
         layout = build_layout(graph, value_sets, sched)
         blocks = craft_blocks(graph, value_sets, layout, max_seq_len)
         checked = check_blocks(graph, value_sets, layout, blocks, max_seq_len)
-        config, params, labels = assemble(graph, value_sets, sched, layout, blocks, vocab, max_seq_len,
-                                          compiler_bos, compiler_pad, causal)
-    return CompiledModel(config, params, labels, Compilation(graph, value_sets, sched, layout, blocks, checked))
+        config, params, labels, widths = assemble(graph, value_sets, sched, layout, blocks, vocab, max_seq_len,
+                                                  compiler_bos, compiler_pad, causal)
+    return CompiledModel(config, params, labels, Compilation(graph, value_sets, sched, layout, blocks, checked),
+                         widths=widths)

@@ -222,3 +222,34 @@ def test_bad_compile_arguments_and_inputs():
         model.apply(["BOS", "z"])
     with pytest.raises(InputError, match="max_seq_len"):
         model.apply(["BOS", "a", "a", "a", "a"])
+
+
+# --------------------------------------------------------------------------- running
+def test_numpy_forward_skips_only_zero_padding():
+    """apply() skips each layer's padding (narrower heads, no head, no MLP); the full forward
+    pass that run_with_cache uses must give the same numbers on every input."""
+    from rasp_compiler import lib
+    program = lib.make_sort_freq(max_seq_len=5)
+    model = compile_rasp_to_model(program, ABC, 5)
+    c = model.config
+    assert any(w != (c.n_heads, c.d_head, c.d_mlp) for w in model._widths)
+    assert any(0 in w[1:] for w in model._widths)  # a layer without a head or without an MLP
+    for tokens in exhaustive_inputs(ABC, 5):
+        fast, full = model.apply(["BOS", *tokens]), model.run_with_cache(["BOS", *tokens])
+        np.testing.assert_allclose(fast.output, full.output, atol=1e-5)
+        assert fast.decoded == full.decoded == ["BOS", *rasp.evaluate(program, tokens)]
+
+
+def test_assembled_weights_are_read_only_and_replacing_one_runs_the_full_forward():
+    from rasp_compiler import lib
+    program = lib.make_hist()
+    model = compile_rasp_to_model(program, ABC, 5)
+    w_out = model.params["blocks.0.mlp.W_out"]
+    with pytest.raises(ValueError, match="read-only"):
+        w_out[0, 0] = 1.0
+    assert model._weights_as_assembled()
+    model.params["blocks.0.mlp.W_out"] = w_out.copy()  # a user's edited copy: no skipping any more
+    assert not model._weights_as_assembled()
+    for tokens in exhaustive_inputs(ABC, 4):
+        assert model.apply(["BOS", *tokens]).decoded == ["BOS", *rasp.evaluate(program, tokens)]
+

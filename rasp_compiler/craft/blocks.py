@@ -43,6 +43,7 @@ class MLPBlock:
         pre = (sparse.csr_matrix(x) @ sparse.csc_matrix(w_in)).tocsr()
         pre.data += b_in[pre.indices]
         pre.data = np.maximum(pre.data, 0)
+        pre.eliminate_zeros()  # inputs that reach a neuron without making it fire
         out = np.asarray(pre @ w_out)
         on = np.flatnonzero(b_in > 0)  # neurons that fire without input: dense, with the stored part undone
         if len(on):

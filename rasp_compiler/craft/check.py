@@ -36,28 +36,36 @@ def check_blocks(pg: ProgramGraph, value_sets: dict, layout: ResidualLayout, blo
         x = np.zeros((len(expected), len(block.reads)), np.float32)
         for d, column in inputs.items():
             x[:, ri[d]] += column
-        want = np.zeros((len(expected), len(block.writes)))
+        rows, cols, vals = [], [], []  # the expected outputs, sparse: one or two entries a row
         for row, value in enumerate(expected):
             for d, v in output_vector(label, node.numerical, value).items():
                 if d not in wi:
                     raise CompilationCheckError(f"MLP {label} cannot write {d} (value {value!r})")
-                want[row, wi[d]] = v
-        got = block(x)
-        bad = np.argwhere(_error(got, want) > TOLERANCE)
+                rows.append(row), cols.append(wi[d]), vals.append(v)
+        want = (np.asarray(rows, np.int64), np.asarray(cols, np.int64), np.asarray(vals, np.float64))
+        bad = _wrong_rows(block(x), want)
         if len(bad):
-            row = bad[0][0]
-            if _is_numeric_input_map(node, pg) and not (_error(block(x, np.float64), want) > TOLERANCE).any():
+            row = bad[0]
+            got = block(x[row:row + 1])[0]
+            if _is_numeric_input_map(node, pg) and not len(_wrong_rows(block(x, np.float64), want)):
                 raise _float32_limit(node, pg.nodes[node.inputs[0]], value_sets, describe(row), expected[row],
-                                     got[row], block)
+                                     got, block)
             raise CompilationCheckError(
                 f"MLP of {node.op} {label} is wrong on input {describe(row)}: expected {expected[row]!r}, "
-                f"got {dict(zip(map(str, block.writes), np.round(got[row], 5)))}")
+                f"got {dict(zip(map(str, block.writes), np.round(got, 5)))}")
         checked += len(expected)
     return checked
 
 
-def _error(got: np.ndarray, want: np.ndarray) -> np.ndarray:
-    return np.abs(got - want) / np.maximum(1.0, np.abs(want))
+def _wrong_rows(got: np.ndarray, want: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Rows where some output is off by more than TOLERANCE (relative above 1). ``got`` is
+    overwritten: these arrays are cases x outputs, large for big lookups."""
+    rows, cols, vals = want
+    err = got
+    err[rows, cols] -= vals
+    np.abs(err, out=err)
+    err[rows, cols] /= np.maximum(1.0, np.abs(vals))
+    return np.flatnonzero((~(err <= TOLERANCE)).any(axis=1))  # NaN counts as wrong
 
 
 def _is_numeric_input_map(node, pg: ProgramGraph) -> bool:
@@ -108,11 +116,11 @@ def _cases(node, pg: ProgramGraph, value_sets, layout: ResidualLayout, n: int):
 
 def _onehot_cases(layout: ResidualLayout, sources: list[str], f):
     """All combinations of one value per categorical source, as one-hot input columns."""
-    combos = [[]]
-    for src in sources:
-        combos = [c + [v] for c in combos for v in layout.values[src]]
+    values = [layout.values[src] for src in sources]
+    picks = np.indices([len(vs) for vs in values]).reshape(len(sources), -1)  # value index per source, per case
+    combos = [[vs[i] for vs, i in zip(values, case)] for case in picks.T.tolist()]
     inputs: dict[Dir, np.ndarray] = {}
     for k, src in enumerate(sources):
-        for v in layout.values[src]:
-            inputs[Dir(src, v)] = np.array([1.0 if c[k] == v else 0.0 for c in combos])
+        for i, v in enumerate(values[k]):
+            inputs[Dir(src, v)] = (picks[k] == i).astype(np.float64)
     return inputs, [f(c) for c in combos], lambda r: ", ".join(f"{s}={v!r}" for s, v in zip(sources, combos[r]))

@@ -9,6 +9,7 @@ their ``readout`` is a linear combination of others.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -53,11 +54,16 @@ class ResidualLayout:
     def canonical(self, node: str, value: Any) -> Any:
         """The member of a categorical node's value set that ``value`` stands for: value sets
         merge floats that differ only by rounding, so a recomputed float may be a twin."""
-        values = self.values.get(node, ())
-        if value in values or not isinstance(value, float):
+        if not isinstance(value, float) or value in self._members.get(node, ()):
             return value
-        close = [v for v in values if isinstance(v, float) and abs(v - value) <= 1e-12 * max(1.0, abs(value))]
+        close = [v for v in self.values.get(node, ())
+                 if isinstance(v, float) and abs(v - value) <= 1e-12 * max(1.0, abs(value))]
         return close[0] if close else value
+
+    @functools.cached_property
+    def _members(self) -> dict[str, frozenset]:
+        """Each categorical node's values as a set: membership tests without a scan."""
+        return {node: frozenset(vs) for node, vs in self.values.items()}
 
     def numeric_readout(self, node: str) -> dict[Dir, float]:
         """The linear functional of the residual stream that equals the node's numeric value."""

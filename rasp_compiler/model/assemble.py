@@ -25,12 +25,15 @@ from rasp_compiler.graph.residual import BOS, ONE, Dir, ResidualLayout
 from rasp_compiler.graph.schedule import Schedule
 from rasp_compiler.graph.value_sets import sorted_values
 from rasp_compiler.model.config import ModelConfig, ModelLabels
+from rasp_compiler.model.transformer import Widths
 from rasp_compiler.rasp import core
 
 
 def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: ResidualLayout, blocks: Blocks,
              vocab: Sequence[Any], max_seq_len: int, bos: Any, pad: Any, causal: bool
-             ) -> tuple[ModelConfig, dict[str, np.ndarray], ModelLabels]:
+             ) -> tuple[ModelConfig, dict[str, np.ndarray], ModelLabels, tuple[Widths, ...]]:
+    """Config, weights, labels, and each layer's widths in use (heads, d_head, d_mlp): the
+    weights beyond them are exactly zero padding, which the numpy forward pass skips."""
     d = len(layout.dirs)
     idx = layout.index
     layer_heads = [[blocks.heads[n] for n in sched.heads(l, pg)] for l in range(sched.n_layers)]
@@ -82,7 +85,9 @@ def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Residu
     params["unembed.W_U"] = _unembedding(out.label, out.numerical, layout, output_values)
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}
     labels = ModelLabels(tuple(layout.labels), tuple(head_labels), tuple(mlp_ranges), tuple(neuron_labels))
-    return config, params, labels
+    widths = tuple((len(hs), max([0] + [max(len(h.query_dirs), len(h.value_dirs)) for h in hs]),
+                    sum(m.n_hidden for m in ms)) for hs, ms in zip(layer_heads, layer_mlps))
+    return config, params, labels, widths
 
 
 def _embeddings(pg: ProgramGraph, layout: ResidualLayout, config: ModelConfig):
@@ -129,19 +134,28 @@ def _place_head(head: AttentionHead, idx, wq, wk, wv, wo) -> None:
     q, k = _rows(head.query_dirs, idx), _rows(head.key_dirs, idx)
     v, o = _rows(head.value_dirs, idx), _rows(head.output_dirs, idx)
     wq[q, np.arange(len(q))] = 1.0
-    wk[k, : len(q)] += head.w_qk.T
+    wk[_run(k), : len(q)] += head.w_qk.T
     wv[v, np.arange(len(v))] = 1.0
-    wo[: len(v), o] += head.w_ov
+    wo[: len(v), _run(o)] += head.w_ov
 
 
 def _place_mlp(block: MLPBlock, idx, w_in, b_in, w_out) -> None:
-    w_in[_rows(block.reads, idx)] += block.w_in
+    w_in[_run(_rows(block.reads, idx))] += block.w_in
     b_in[:] = block.b_in
-    w_out[:, _rows(block.writes, idx)] += block.w_out
+    w_out[:, _run(_rows(block.writes, idx))] += block.w_out
 
 
 def _rows(dirs, idx) -> np.ndarray:
     return np.fromiter((idx[d] for d in dirs), dtype=np.int64, count=len(dirs))
+
+
+def _run(rows: np.ndarray):
+    """A slice when the rows are one increasing run (the usual case, as the layout keeps a
+    node's directions together): a view to add into, not a gather and scatter of a block
+    that can have millions of entries."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) == 1 or (np.diff(rows) == 1).all()):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 def _unembedding(label: str, numerical: bool, layout: ResidualLayout, values: tuple) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.errors import InputError
 from rasp_compiler.model.config import ModelConfig, ModelLabels
-from rasp_compiler.model.transformer import Hooks, forward
+from rasp_compiler.model.transformer import Hooks, Widths, forward
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,16 @@ class RunResult:
 
 class CompiledModel:
     def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], labels: ModelLabels,
-                 compilation: Any = None, source: str | None = None, *, metadata: dict | None = None):
+                 compilation: Any = None, source: str | None = None, *, metadata: dict | None = None,
+                 widths: Sequence[Widths] | None = None):
         self.config = config
         self.params = params
+        # Widths in use per layer (from assembly): the numpy forward skips the zero padding
+        # beyond them, for as long as the weights are these very arrays, made read-only.
+        self._widths = tuple(widths) if widths is not None else None
+        self._padded = dict(params) if widths is not None else {}
+        for w in self._padded.values():
+            w.flags.writeable = False
         self.labels = labels
         self.compilation = compilation  # graph, value sets, schedule, layout, blocks (None when loaded)
         self.source = source  # text of the program, when it came from a .rasp file
@@ -117,9 +124,15 @@ class CompiledModel:
         return np.asarray(self._jitted_forward()(self.jax_params, ids))
 
     def _forward_numpy(self, ids, hooks=None, cache=None):
+        widths = None if hooks or cache is not None or not self._weights_as_assembled() else self._widths
         with np.errstate(over="ignore", invalid="ignore"), one_blas_thread():
             return forward(self.params, ids, xp=np, n_layers=self.config.n_layers, causal=self.config.causal,
-                           hooks=hooks, cache=cache)
+                           hooks=hooks, cache=cache, widths=widths)
+
+    def _weights_as_assembled(self) -> bool:
+        """Whether ``params`` still holds the (read-only) arrays assembly made."""
+        return bool(self._padded) and self.params.keys() == self._padded.keys() and all(
+            self.params[k] is w for k, w in self._padded.items())
 
     def _forward_jax(self, ids, hooks=None, cache=None):
         import jax.numpy as jnp
