@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rasp_compiler.craft.blocks import AttentionHead, matrix
+from rasp_compiler.craft.blocks import AttentionHead, index_run, matrix
 from rasp_compiler.errors import UnsupportedProgramError
 from rasp_compiler.graph.nodes import Node, Term
 from rasp_compiler.graph.residual import BOS, FRACTION, ONE, Dir, ResidualLayout
@@ -85,28 +85,18 @@ def _head(label: str, qk: dict, tables: list, ov: dict, c: float) -> AttentionHe
     """``tables``: (query dirs, key dirs, weight matrix) blocks; ``qk``: single entries."""
     qdirs = tuple(dict.fromkeys([d for q, _, _ in tables for d in q] + [a for a, _ in qk]))
     kdirs = tuple(dict.fromkeys([d for _, k, _ in tables for d in k] + [b for _, b in qk]))
-    qi, ki = {d: i for i, d in enumerate(qdirs)}, {d: i for i, d in enumerate(kdirs)}
     if len(tables) == 1 and not qk:  # one Select: its table is the whole matrix, no copy
-        w_qk, tables = tables[0][2], []
+        w_qk = tables[0][2]
     else:
         w_qk = matrix(qdirs, kdirs, qk)
-    for q, k, block in tables:
-        rows, cols = _span([qi[d] for d in q]), _span([ki[d] for d in k])
-        grid = np.ix_(rows, cols) if not (isinstance(rows, slice) or isinstance(cols, slice)) else (rows, cols)
-        w_qk[grid] += block
+        qi, ki = {d: i for i, d in enumerate(qdirs)}, {d: i for i, d in enumerate(kdirs)}
+        for q, k, block in tables:
+            rows, cols = index_run([qi[d] for d in q]), index_run([ki[d] for d in k])
+            both_arrays = not (isinstance(rows, slice) or isinstance(cols, slice))
+            w_qk[np.ix_(rows, cols) if both_arrays else (rows, cols)] += block
     vdirs = tuple(dict.fromkeys(a for a, _ in ov))
     odirs = tuple(dict.fromkeys(b for _, b in ov))
     return AttentionHead(label, qdirs, kdirs, w_qk, vdirs, odirs, matrix(vdirs, odirs, ov), c)
-
-
-def _span(indices: list[int]):
-    """A slice when the indices are one increasing run (the usual case: a view, not a
-    gather and scatter of a table that can have millions of entries), else an index array."""
-    if not indices:
-        return slice(0, 0)
-    if indices == list(range(indices[0], indices[0] + len(indices))):
-        return slice(indices[0], indices[0] + len(indices))
-    return np.asarray(indices)
 
 
 def _tables(terms: tuple[Term, ...], layout: ResidualLayout, c: float) -> tuple[dict, list]:

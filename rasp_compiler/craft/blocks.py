@@ -75,3 +75,16 @@ def matrix(rows: list[Dir] | tuple[Dir, ...], cols: list[Dir] | tuple[Dir, ...],
     for (a, b), w in entries.items():
         m[r[a], c[b]] += w
     return m
+
+
+def index_run(indices) -> slice | np.ndarray:
+    """A slice when the indices are one increasing run (the usual case, as a node's
+    directions sit together): indexing with it is a view, not a gather and scatter of a
+    block that can have millions of entries. Otherwise the indices as an array."""
+    indices = np.asarray(indices, np.int64)
+    if len(indices) == 0:
+        return slice(0, 0)
+    if (np.diff(indices) == 1).all():
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices
+

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rasp_compiler.craft.blocks import AttentionHead, MLPBlock
+from rasp_compiler.craft.blocks import AttentionHead, MLPBlock, index_run
 from rasp_compiler.craft.build import Blocks
 from rasp_compiler.graph.nodes import Kind, ProgramGraph
 from rasp_compiler.graph.residual import BOS, ONE, Dir, ResidualLayout
@@ -38,9 +38,9 @@ def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Residu
     idx = layout.index
     layer_heads = [[blocks.heads[n] for n in sched.heads(l, pg)] for l in range(sched.n_layers)]
     layer_mlps = [[blocks.mlps[n] for n in sched.mlps(l, pg)] for l in range(sched.n_layers)]
-    n_heads = max([1] + [len(h) for h in layer_heads])
-    d_head = max([1] + [max(len(h.query_dirs), len(h.value_dirs)) for hs in layer_heads for h in hs])
-    d_mlp = max([1] + [sum(m.n_hidden for m in ms) for ms in layer_mlps])
+    widths = tuple((len(hs), max([0] + [max(len(h.query_dirs), len(h.value_dirs)) for h in hs]),
+                    sum(m.n_hidden for m in ms)) for hs, ms in zip(layer_heads, layer_mlps))
+    n_heads, d_head, d_mlp = (max([1] + [w[i] for w in widths]) for i in range(3))  # uniform shapes
 
     out = pg.nodes[pg.output]
     output_values = tuple(sorted_values(v for v in (value_sets[out.label] or ()) if v is not None))
@@ -85,8 +85,6 @@ def assemble(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Residu
     params["unembed.W_U"] = _unembedding(out.label, out.numerical, layout, output_values)
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}
     labels = ModelLabels(tuple(layout.labels), tuple(head_labels), tuple(mlp_ranges), tuple(neuron_labels))
-    widths = tuple((len(hs), max([0] + [max(len(h.query_dirs), len(h.value_dirs)) for h in hs]),
-                    sum(m.n_hidden for m in ms)) for hs, ms in zip(layer_heads, layer_mlps))
     return config, params, labels, widths
 
 
@@ -134,28 +132,19 @@ def _place_head(head: AttentionHead, idx, wq, wk, wv, wo) -> None:
     q, k = _rows(head.query_dirs, idx), _rows(head.key_dirs, idx)
     v, o = _rows(head.value_dirs, idx), _rows(head.output_dirs, idx)
     wq[q, np.arange(len(q))] = 1.0
-    wk[_run(k), : len(q)] += head.w_qk.T
+    wk[index_run(k), : len(q)] += head.w_qk.T
     wv[v, np.arange(len(v))] = 1.0
-    wo[: len(v), _run(o)] += head.w_ov
+    wo[: len(v), index_run(o)] += head.w_ov
 
 
 def _place_mlp(block: MLPBlock, idx, w_in, b_in, w_out) -> None:
-    w_in[_run(_rows(block.reads, idx))] += block.w_in
+    w_in[index_run(_rows(block.reads, idx))] += block.w_in
     b_in[:] = block.b_in
-    w_out[:, _run(_rows(block.writes, idx))] += block.w_out
+    w_out[:, index_run(_rows(block.writes, idx))] += block.w_out
 
 
 def _rows(dirs, idx) -> np.ndarray:
     return np.fromiter((idx[d] for d in dirs), dtype=np.int64, count=len(dirs))
-
-
-def _run(rows: np.ndarray):
-    """A slice when the rows are one increasing run (the usual case, as the layout keeps a
-    node's directions together): a view to add into, not a gather and scatter of a block
-    that can have millions of entries."""
-    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) == 1 or (np.diff(rows) == 1).all()):
-        return slice(int(rows[0]), int(rows[-1]) + 1)
-    return rows
 
 
 def _unembedding(label: str, numerical: bool, layout: ResidualLayout, values: tuple) -> np.ndarray:
