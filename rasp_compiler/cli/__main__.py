@@ -1,0 +1,3 @@
+from rasp_compiler.cli import main
+
+main()

@@ -1,0 +1,309 @@
+"""Shared by every command: the Typer app, one-line errors, options, and loading a
+MODEL_OR_PROGRAM argument."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from rasp_compiler.errors import RaspCompilerError
+
+LIB_PREFIX = "lib:"
+EXHAUSTIVE_LIMIT = 20_000  # verify checks every input when there are at most this many
+DEFAULT_RANDOM = 2_000
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _exception_class(name: str) -> type:
+    """click's exception classes, wherever this typer version keeps click (it may vendor it)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_UsageError = _exception_class("UsageError")
+_ClickException = _exception_class("ClickException")
+
+
+class _App(typer.Typer):
+    """A Typer app whose errors are one red line: exit 2 for usage, 1 for failures."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        command = typer.main.get_command(self)
+        try:
+            code = command.main(*args, standalone_mode=False, **kwargs)
+        except _UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `rasp-compiler`: show the help
+                exc.show()
+                sys.exit(0)
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            _error(exc.format_message() + hint)
+            sys.exit(exc.exit_code)
+        except _ClickException as exc:
+            _error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _error("aborted")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            _error("interrupted")
+            sys.exit(130)
+        except RaspCompilerError as exc:
+            _error(str(exc))
+            sys.exit(1)
+        except OSError as exc:
+            _error(f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", soft_wrap=True)
+
+
+app = _App(
+    name="rasp-compiler",
+    help="Compile RASP programs into exact, fully labelled transformer weights.\n\n"
+         "PROGRAM is a .rasp file or lib:NAME (see `rasp-compiler list`); MODEL is a weight file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class VocabType(str, Enum):
+    auto = "auto"
+    str = "str"
+    int = "int"
+    float = "float"
+
+
+class Backend(str, Enum):
+    numpy = "numpy"
+    jax = "jax"
+
+
+# ---------------------------------------------------------------------------- shared options
+VocabOpt = Annotated[Optional[str], typer.Option(
+    "--vocab", help="Input tokens, comma-separated (a,b,c). Items that look like integers (3, -1) "
+                    "become ints unless --vocab-type says otherwise. Default for lib: programs: "
+                    "the library's vocabulary.")]
+VocabTypeOpt = Annotated[VocabType, typer.Option(
+    "--vocab-type", help="How to read --vocab and --input items: auto (integers become int, "
+                         "the rest str), str, int or float.", case_sensitive=False)]
+MaxLenOpt = Annotated[Optional[int], typer.Option(
+    "--max-seq-len", min=1, help="Longest input the model accepts (default for lib: programs: 5).")]
+OutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", help="Which named program of the .rasp file to use (default: the file's output, "
+                     "its `# output:` line or last assignment).")]
+CausalOpt = Annotated[bool, typer.Option("--causal", help="Compile a causal (decoder) model.")]
+BosOpt = Annotated[str, typer.Option("--bos", help="The BOS token.")]
+PadOpt = Annotated[str, typer.Option("--pad", help="The PAD token.")]
+InputOpt = Annotated[str, typer.Option("--input", "-i", help='The input tokens, e.g. "a b c" '
+                                       "(split on whitespace, or on --sep).")]
+SepOpt = Annotated[Optional[str], typer.Option("--sep", help="Separator of --input items (default: whitespace).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+BackendOpt = Annotated[Backend, typer.Option("--backend", help="Forward pass: numpy (no compile wait) or jax.",
+                                             case_sensitive=False)]
+
+
+# ---------------------------------------------------------------------------- values and inputs
+_INT = re.compile(r"[+-]?\d+\Z")
+
+
+def _convert(item: str, vocab_type: VocabType, what: str) -> Any:
+    try:
+        if vocab_type is VocabType.int:
+            return int(item)
+        if vocab_type is VocabType.float:
+            return float(item)
+    except ValueError:
+        raise typer.BadParameter(f"{item!r} is not a{'n int' if vocab_type is VocabType.int else ' float'}",
+                                 param_hint=what) from None
+    if vocab_type is VocabType.auto and _INT.match(item):
+        return int(item)
+    return item
+
+
+def _parse_vocab(text: str, vocab_type: VocabType) -> list:
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+        raise typer.BadParameter(f"give comma-separated tokens such as a,b,c (got {text!r})", param_hint="--vocab")
+    values = [_convert(s, vocab_type, "--vocab") for s in items]
+    if len(set(values)) != len(values):
+        raise typer.BadParameter(f"repeated tokens in {text!r}", param_hint="--vocab")
+    return values
+
+
+def _split_input(text: str, sep: str | None) -> list[str]:
+    items = text.split(sep) if sep else text.split()
+    items = [s.strip() for s in items] if sep else items
+    if not items or any(not s for s in items):
+        raise typer.BadParameter(f"give at least one token, e.g. --input \"a b c\" (got {text!r})",
+                                 param_hint="--input")
+    return items
+
+
+def _tokens_for_vocab(items: list[str], vocab: Any) -> list:
+    """Input items matched to the vocabulary tokens by their text (so 1 reads as the int 1)."""
+    by_text: dict[str, Any] = {}
+    for tok in vocab:
+        by_text.setdefault(str(tok), tok)
+    tokens = []
+    for i, item in enumerate(items):
+        if item not in by_text:
+            raise typer.BadParameter(f"token {item!r} at position {i} is not in the vocabulary "
+                                     f"{' '.join(map(str, vocab))}", param_hint="--input")
+        tokens.append(by_text[item])
+    return tokens
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    from rasp_compiler.export.values import printable_value
+    return printable_value(value)
+
+
+# ---------------------------------------------------------------------------- programs and models
+@dataclass
+class Loaded:
+    """What a MODEL_OR_PROGRAM argument stands for."""
+
+    spec: str
+    program: Any = None  # the RASP SOp, when known
+    source: str | None = None  # program text
+    origin: dict | None = None  # {"origin": file name or lib:NAME, "output": label}
+    model: Any = None  # CompiledModel, when compiled or loaded
+    library: Any = None  # LibraryProgram, for lib: programs
+
+
+def _is_program(spec: str) -> bool:
+    return spec.startswith(LIB_PREFIX) or spec.endswith(".rasp")
+
+
+def _load_program(spec: str, output: str | None) -> Loaded:
+    from rasp_compiler.rasp import core
+
+    if spec.startswith(LIB_PREFIX):
+        from rasp_compiler.lib import LIBRARY
+
+        name = spec[len(LIB_PREFIX):]
+        if name not in LIBRARY:
+            raise typer.BadParameter(f"no library program {name!r}; known: {', '.join(sorted(LIBRARY))}",
+                                     param_hint="PROGRAM")
+        if output is not None:
+            raise typer.BadParameter("--output picks a program of a .rasp file; a lib: program has one",
+                                     param_hint="--output")
+        entry = LIBRARY[name]
+        program = entry.build()
+        return Loaded(spec, program, None, {"origin": spec, "output": program.label}, library=entry)
+    path = Path(spec)
+    if not path.is_file():
+        raise typer.BadParameter(f"no such file: {spec}" if not path.exists() else f"not a file: {spec}",
+                                 param_hint="PROGRAM")
+    from rasp_compiler.dsl import load
+
+    parsed = load(path)
+    if output is not None:
+        if output not in parsed.programs:
+            raise typer.BadParameter(f"{spec} defines no program {output!r}; it defines "
+                                     f"{', '.join(parsed.programs)}", param_hint="--output")
+        program = parsed.programs[output]
+    else:
+        program = parsed.output
+        if program is None:
+            raise typer.BadParameter(f"{spec} defines no sequence to compile", param_hint="PROGRAM")
+    if not isinstance(program, core.SOp):
+        raise typer.BadParameter(f"{program.label!r} in {spec} is a selector, not a sequence: pick a "
+                                 f"sequence (an aggregate, a selector_width, a map ...)", param_hint="--output")
+    return Loaded(spec, program, parsed.source, {"origin": path.name, "output": program.label})
+
+
+def _program_of_model(model: Any) -> tuple[Any, str | None]:
+    """The program stored with a loaded model (from its source text or library name), and where from."""
+    info = (model.metadata or {}).get("program") or {}
+    origin = info.get("origin")
+    if model.source:
+        from rasp_compiler.dsl import parse
+
+        where = f"{(model.metadata or {}).get('file', '<model>')} (stored source)"
+        parsed = parse(model.source, filename=where)
+        name = info.get("output") or model.config.output
+        program = parsed.programs.get(name, parsed.output)
+        return program, f"stored source ({origin or 'text'})"
+    if isinstance(origin, str) and origin.startswith(LIB_PREFIX):
+        from rasp_compiler.lib import LIBRARY
+
+        name = origin[len(LIB_PREFIX):]
+        if name in LIBRARY:
+            return LIBRARY[name].build(), f"library program {origin}"
+    return None, None
+
+
+def _compile(loaded: Loaded, vocab: str | None, vocab_type: VocabType, max_seq_len: int | None,
+             causal: bool, bos: str, pad: str) -> Any:
+    if loaded.library is not None:
+        tokens = _parse_vocab(vocab, vocab_type) if vocab is not None else list(loaded.library.vocab)
+        max_seq_len = max_seq_len or loaded.library.max_seq_len
+    else:
+        if vocab is None:
+            raise _UsageError(f"compiling {loaded.spec} needs its input tokens: add --vocab, e.g. --vocab a,b,c")
+        if max_seq_len is None:
+            raise _UsageError(f"compiling {loaded.spec} needs the longest input length: add --max-seq-len, "
+                              f"e.g. --max-seq-len 5")
+        tokens = _parse_vocab(vocab, vocab_type)
+    from rasp_compiler.compiler import compile_rasp_to_model
+
+    model = compile_rasp_to_model(loaded.program, tokens, max_seq_len, causal=causal,
+                                  compiler_bos=bos, compiler_pad=pad)
+    model.source = loaded.source
+    model.metadata = {"program": loaded.origin}
+    loaded.model = model
+    return model
+
+
+def _load(spec: str, *, vocab: str | None = None, vocab_type: VocabType = VocabType.auto,
+          max_seq_len: int | None = None, output: str | None = None, causal: bool = False,
+          bos: str = "BOS", pad: str = "PAD", need_program: bool = False) -> Loaded:
+    """Compile a program, or load a weight file (and the program it stores)."""
+    if _is_program(spec):
+        loaded = _load_program(spec, output)
+        _compile(loaded, vocab, vocab_type, max_seq_len, causal, bos, pad)
+        return loaded
+    path = Path(spec)
+    if not path.exists():
+        raise typer.BadParameter(f"no such file: {spec} (a MODEL is a .safetensors weight file; a PROGRAM "
+                                 f"a .rasp file or lib:NAME)", param_hint="MODEL_OR_PROGRAM")
+    from rasp_compiler.export import load_model
+
+    model = load_model(path)
+    program, _ = _program_of_model(model)
+    if need_program and program is None:
+        raise RaspCompilerError(f"{spec} stores no program (no source text, no library name), so there is "
+                                f"nothing to check it against; verify the program instead: "
+                                f"rasp-compiler verify PROGRAM.rasp --vocab ... --max-seq-len ...")
+    return Loaded(spec, program, model.source, (model.metadata or {}).get("program"), model)
+
+
+def _describe(model: Any) -> str:
+    s = model.sizes()
+    return (f"{s['layers']} layers, {s['heads']} heads/layer, d_model {s['d_model']}, d_head {s['d_head']}, "
+            f"d_mlp {s['d_mlp']}, {s['params']:,} params")
+
+
