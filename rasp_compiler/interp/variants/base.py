@@ -1,0 +1,64 @@
+"""What every variant returns: the model, its ground truth, and how exact it stayed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from rasp_compiler.interp.ground_truth import GroundTruth
+from rasp_compiler.verify import exhaustive_inputs, random_inputs, same_value
+
+
+@dataclass(frozen=True)
+class Exactness:
+    """How closely a variant reproduces the compiled model (and so ``rasp.evaluate``).
+
+    ``accuracy``: share of checked inputs whose whole decoded output equals the
+    reference's; ``exact`` is ``accuracy == 1``. ``how`` says which inputs were checked
+    ("exhaustive to length 4", "500 random"). ``metrics`` holds variant-specific figures,
+    e.g. ``{"iia": 0.97, "strict_iia": 0.95}`` for a trained model.
+    """
+
+    accuracy: float
+    checked_inputs: int
+    how: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        return self.accuracy == 1.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model with a known circuit: ``truth`` is verified by ablation in the tests."""
+
+    kind: str
+    model: Any  # same public type as a compiled model (CompiledModel)
+    truth: GroundTruth
+    exactness: Exactness
+    settings: Mapping[str, Any] = field(default_factory=dict)  # seed, scale, ... as given
+
+
+def check_inputs(model, exhaustive_limit: int = 2_000, n_random: int = 500, seed: int = 0) -> tuple[list, str]:
+    """Every input when there are at most ``exhaustive_limit``, else ``n_random`` random ones."""
+    c = model.config
+    total = sum(len(c.vocab) ** n for n in range(1, c.max_seq_len + 1))
+    if total <= exhaustive_limit:
+        return list(exhaustive_inputs(c.vocab, c.max_seq_len)), f"exhaustive to length {c.max_seq_len}"
+    return random_inputs(c.vocab, c.max_seq_len, n_random, seed=seed, full_length=n_random // 4), \
+        f"{n_random} random inputs"
+
+
+def measure_exactness(model, reference, inputs: list | None = None, how: str = "",
+                      metrics: Mapping[str, float] | None = None) -> Exactness:
+    """Compare ``model``'s decoded outputs with ``reference``'s (the compiled model, which
+    equals ``rasp.evaluate`` on every input) on ``inputs`` (default: :func:`check_inputs`)."""
+    if inputs is None:
+        inputs, how = check_inputs(reference)
+    bos = reference.config.bos
+    batch = [[bos, *x] for x in inputs]
+    got = model.apply_batch(batch, backend="numpy")
+    want = reference.apply_batch(batch, backend="numpy")
+    good = sum(len(g) == len(w) and all(same_value(a, b) for a, b in zip(g, w)) for g, w in zip(got, want))
+    return Exactness(good / len(inputs) if inputs else 1.0, len(inputs), how, dict(metrics or {}))
