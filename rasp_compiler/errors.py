@@ -56,3 +56,7 @@ class ParseError(RaspCompilerError):
         if source_line is not None and column is not None:
             text += f"\n    {source_line}\n    {' ' * (column - 1)}^"
         super().__init__(text)
+
+
+class VariantError(RaspCompilerError, ValueError):
+    """A testbed variant cannot be built for this model (names the model part and an alternative)."""

@@ -20,6 +20,12 @@ known set of them. This module turns that into data a method can be scored again
   encodes and its direction in the residual stream, and every MLP hidden neuron with
   what it detects.
 
+Distractor components (``distractor:<what they read>#k`` labels, added by
+:mod:`rasp_compiler.interp.variants.distractors`) come in pairs whose writes cancel
+exactly; the graph gives them their read edges but no outgoing edge, so they are never
+in a circuit (:func:`is_distractor`). The per-layer view leaves them out of a layer's
+reads and writes for the same reason.
+
 Rotated models (:func:`rasp_compiler.interp.rotate.rotate_residual`) carry a
 ``residual_basis`` whose row i is the direction of feature ``labels.residual[i]``;
 the weights are mapped back to that basis before reading, so the truth is unchanged.
@@ -37,6 +43,12 @@ import numpy as np
 CONSTANT_FEATURES = ("one", "bos")
 FRACTION_TAG = "<bos-fraction>"
 EMBED, UNEMBED = "embed", "unembed"
+DISTRACTOR = "distractor:"
+
+
+def is_distractor(node: str) -> bool:
+    """A component added by the distractors variant: its writes cancel with its partner's."""
+    return node.startswith(DISTRACTOR)
 
 
 # --------------------------------------------------------------------------- components
@@ -200,12 +212,18 @@ def reads_writes(model, comp: Component, tol: float | None = None) -> tuple[np.n
         reads = read_side(p["unembed.W_U"])
     elif comp.kind in ("head", "attn"):
         l = comp.layer
-        for h in ([comp.head] if comp.kind == "head" else comp.heads):
+        heads = [comp.head] if comp.kind == "head" else \
+            [h for h in comp.heads if not is_distractor(model.labels.heads[l][h])]
+        for h in heads:
             for w in ("W_Q", "W_K", "W_V"):
                 reads |= read_side(p[f"blocks.{l}.attn.{w}"][h])
             writes |= write_side(p[f"blocks.{l}.attn.W_O"][h])
     else:  # mlp, mlp_layer
-        l, sl = comp.layer, slice(comp.lo, comp.hi)
+        l = comp.layer
+        sl = np.arange(comp.lo, comp.hi)
+        if comp.kind == "mlp_layer":  # the layer's own blocks, not its cancelling distractors
+            sl = np.asarray([i for node, a, b in model.labels.mlps[l] if not is_distractor(node)
+                             for i in range(a, b)], int)
         reads = read_side(p[f"blocks.{l}.mlp.W_in"][:, sl])
         writes = write_side(p[f"blocks.{l}.mlp.W_out"][sl])
         if comp.kind == "mlp_layer":
@@ -337,6 +355,8 @@ def ground_truth(model, granularity: str = "node", tol: float | None = None) -> 
         embedded = sorted({feats.features[i].node for i in np.nonzero(masks[EMBED][1])[0]})
         g.nodes[EMBED]["node"] = ",".join(embedded)
     for a in comps:
+        if is_distractor(a.node):
+            continue
         for b in comps:
             if a.order < b.order:
                 shared = masks[a.name][1] & masks[b.name][0]

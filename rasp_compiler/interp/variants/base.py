@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
+
 from rasp_compiler.interp.ground_truth import GroundTruth
 from rasp_compiler.verify import exhaustive_inputs, random_inputs, same_value
 
@@ -62,3 +64,21 @@ def measure_exactness(model, reference, inputs: list | None = None, how: str = "
     want = reference.apply_batch(batch, backend="numpy")
     good = sum(len(g) == len(w) and all(same_value(a, b) for a, b in zip(g, w)) for g, w in zip(got, want))
     return Exactness(good / len(inputs) if inputs else 1.0, len(inputs), how, dict(metrics or {}))
+
+
+def decoded_with_ablation(model, inputs: list, names: list[str] = ()) -> list[list]:
+    """Decoded outputs of ``model`` on ``inputs`` with the named components zero-ablated."""
+    from rasp_compiler.interp.hooks import ablate, compose
+
+    hooks = compose(*(ablate(model, n, "zero") for n in names))
+    ids = np.stack([model.encode([model.config.bos, *x]) for x in inputs])
+    out = model._forward_numpy(ids, hooks=hooks or None)
+    return [model._decode(out[i, : len(x) + 1]) for i, x in enumerate(inputs)]
+
+
+def ablation_changes(model, inputs: list, names: list[str]) -> int:
+    """On how many of ``inputs`` zero-ablating the named components (together) changes the
+    decoded output: the test a variant's truth must pass (0 outside the circuit, > 0 inside)."""
+    base = decoded_with_ablation(model, inputs)
+    got = decoded_with_ablation(model, inputs, names)
+    return sum(not (len(g) == len(b) and all(same_value(x, y) for x, y in zip(g, b))) for g, b in zip(got, base))
