@@ -4,7 +4,7 @@
 * :mod:`.forward` — the forward pass as a sum of component outputs (patching, attribution);
 * :mod:`.hooks` — caches, replacements, zero/mean/resample ablation on the model's own forward;
 * :mod:`.pairs` — clean/corrupted pairs and the metric, for the output or any SOp;
-* :mod:`.methods` — activation and edge patching, AtP, AtP* (QK fix, GradDrop);
+* :mod:`.methods` — one module per method, registry ``METHODS`` (patching, AtP/AtP*, EAP-IG, ACDC, ...);
 * :mod:`.scoring` — ROC AUC, TPR/FPR at the true circuit size;
 * :mod:`.testbed` — everything above on every target of a model;
 * :mod:`.rotate` — random orthogonal change of residual basis (plus optional noise);

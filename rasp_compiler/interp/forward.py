@@ -13,8 +13,15 @@ knobs the methods need, for numpy and jax.numpy alike:
 * ``freeze_qk`` stops gradients into the query/key side of every head (the AtP* QK fix
   replaces those paths with an exact recomputation of the softmax); a traced 0/1 scalar
   works too (so one jitted function serves both);
-* ``drop_layer`` stops gradients into the inputs of one layer's components (GradDrop);
-  an int, or a traced (n_layers,) array of 0/1 weights;
+* ``grad_drop`` stops gradients into the inputs of chosen components (GradDrop, one
+  sublayer at a time): a (n_components,) or (batch, n_components) array of 0/1 weights
+  indexed like ``components`` (traced weights work; the values are unchanged);
+* ``edge_mask`` with ``ablated``: a (W, R) or (batch, W, R) array (W = ``writers``,
+  R = ``receivers``); receiver r reads ``ablated[s]`` in place of sender s's output in
+  proportion ``1 - edge_mask[s, r]`` (1 keeps the edge, 0 resample-ablates it). What
+  ACDC, path patching, EAP-IG and mask learning need;
+* ``node_mask`` with ``ablated``: a (W,) or (batch, W) array; each writer's output
+  becomes ``ablated + node_mask * (output - ablated)``, for every reader at once;
 * ``pattern_delta[name]`` is added to a head's attention pattern (gradients w.r.t. the
   pattern);
 * ``record`` (a dict) receives every component's input (``in:``), output (``out:``) and
@@ -56,6 +63,11 @@ class Decomposed:
         return [c for c in self.components if c.kind != "unembed"]
 
     @property
+    def receivers(self) -> list[Component]:
+        """Every component that reads the residual (the sink ``unembed`` last)."""
+        return [c for c in self.components if c.kind != "embed"]
+
+    @property
     def heads(self) -> list[Component]:
         return [c for c in self.components if c.kind in ("head", "attn")]
 
@@ -86,9 +98,13 @@ class Decomposed:
 
     def run(self, ids, *, xp=np, out_delta: Mapping[str, Any] | None = None,
             in_delta: Mapping[str, Any] | None = None, pattern_delta: Mapping[str, Any] | None = None,
-            freeze_qk: bool = False, drop_layer: int | None = None, record: dict | None = None):
+            freeze_qk: bool = False, grad_drop=None, edge_mask=None, node_mask=None,
+            ablated: Mapping[str, Any] | None = None, record: dict | None = None):
         """Final residual stream (batch, positions, d_model) for token ids (batch, positions)."""
         out_delta, in_delta, pattern_delta = out_delta or {}, in_delta or {}, pattern_delta or {}
+        if (edge_mask is not None or node_mask is not None) and ablated is None:
+            raise ValueError("edge_mask/node_mask need `ablated`: the output each writer is replaced by "
+                             "(e.g. the corrupted run's record, {name: record['out:' + name]})")
         p = self.params(xp)
         if xp is np:
             stop = lambda a: a
@@ -97,20 +113,37 @@ class Decomposed:
             stop = jax.lax.stop_gradient
         n = ids.shape[1]
         vis = self.visible(ids, xp)
+        index = {c.name: i for i, c in enumerate(self.components)}
+        w_index = {c.name: i for i, c in enumerate(self.writers)}
+        r_index = {c.name: i for i, c in enumerate(self.receivers)}
+        n_before = {c.name: sum(w.order < c.order for w in self.writers) for c in self.receivers}
+        removed = []  # ablated[s] - out[s] per writer so far, in writer order (edge masks)
 
         def finish(comp, out):
             if comp.name in out_delta:
                 out = out + out_delta[comp.name]
+            if node_mask is not None:
+                m = node_mask[..., w_index[comp.name]]
+                m = m[:, None, None] if getattr(m, "ndim", 0) else m
+                out = ablated[comp.name] + m * (out - ablated[comp.name])
+            if edge_mask is not None:
+                removed.append(ablated[comp.name] - out)
             if record is not None:
                 record["out:" + comp.name] = out
             return out
 
         def receive(comp, resid):
             x = resid
-            if isinstance(drop_layer, int):
-                x = stop(resid) if comp.layer == drop_layer else resid
-            elif drop_layer is not None and comp.layer < self.config.n_layers:
-                x = resid + drop_layer[comp.layer] * (stop(resid) - resid)  # value unchanged
+            if edge_mask is not None:
+                k = n_before[comp.name]
+                w = 1 - edge_mask[..., :k, r_index[comp.name]]
+                if xp is not np or w.any():
+                    D = xp.stack(removed[:k])
+                    x = x + (xp.tensordot(w, D, 1) if w.ndim == 1 else xp.einsum("bk,kbtd->btd", w, D))
+            if grad_drop is not None:
+                g = grad_drop[..., index[comp.name]]
+                g = g[:, None, None] if getattr(g, "ndim", 0) else g
+                x = x + g * (stop(x) - x)  # value unchanged, gradient scaled by 1 - g
             if comp.name in in_delta:
                 x = x + in_delta[comp.name]
             if record is not None:

@@ -29,8 +29,7 @@ import numpy as np
 
 from rasp_compiler.interp.forward import Decomposed
 from rasp_compiler.interp.ground_truth import GroundTruth, ground_truth
-from rasp_compiler.interp.methods import (EDGE_METHODS, NODE_METHODS, Scores, activation_patching, attribution,
-                                          component_deltas, edge_keys, edge_patching)
+from rasp_compiler.interp.methods import EDGE_PARTNER, Scores, component_deltas, edge_keys, method
 from rasp_compiler.interp.pairs import Pairs, make_pairs
 from rasp_compiler.interp.scoring import Score, score_ranking
 
@@ -118,9 +117,14 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
 
     ``edges``: "output" (edge methods on the output target only: the costly part), True (every
     target) or False. ``gt`` defaults to the model's own ground truth; pass the clean
-    model's for a noisy one."""
+    model's for a noisy one. ``methods``: names from ``interp.methods.METHODS``; a node
+    method also runs its edge version (``EDGE_PARTNER``) where edges are scored."""
     gt = gt or ground_truth(model)
     dec = Decomposed(model)
+    # any name of ``interp.methods.METHODS``; a node method brings its edge version along
+    chosen = list(dict.fromkeys(n for name in methods for n in (name, EDGE_PARTNER.get(name)) if n))
+    for name in chosen:
+        method(name)  # fail before any work on an unknown name
     every_edge = edge_keys(dec) if edges else []
     scored = gt.scored
     results, skipped = [], []
@@ -150,13 +154,12 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
         _, _, delta = component_deltas(dec, pairs)
         act_nodes, act_edges = _active(delta, c_nodes, c_edges, edge_dims, gt.features, float(pairs.gap.mean()))
         raw: dict[str, Scores] = {}
-        if "patching" in methods:
-            raw["patching"] = activation_patching(dec, pairs)
-            if all_edges:
-                raw["edge_patching"] = edge_patching(dec, pairs, all_edges)
-        att = [m for m in methods if m != "patching"]
-        if att:
-            raw.update(attribution(dec, pairs, edges=all_edges, variants=tuple(att)))
+        for name in chosen:
+            m = method(name)
+            if m.level == "node":
+                raw[name] = m.run(dec, pairs, None)
+            elif all_edges:
+                raw[name] = m.run(dec, pairs, all_edges)
         res = TargetResult(target, target == model.config.output, pairs, c_nodes, c_edges, act_nodes, act_edges, raw,
                            same_length=same_length and not mixed)
         gap = float(pairs.gap.mean())
@@ -165,9 +168,9 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
             ignore_e = set(c_edges) - set(pos_e)
             cand_n = [n for n in scored if n not in ignore_n]
             cand_e = [e for e in all_edges if e not in ignore_e]
-            res.node[view] = {m: score_ranking(raw[m].score, pos_n, cand_n, gap) for m in NODE_METHODS if m in raw}
+            res.node[view] = {m: score_ranking(s.score, pos_n, cand_n, gap) for m, s in raw.items() if s.level == "node"}
             if all_edges:
-                res.edge[view] = {m: score_ranking(raw[m].score, pos_e, cand_e, gap)
-                                  for m in EDGE_METHODS if m in raw}
+                res.edge[view] = {m: score_ranking(s.score, pos_e, cand_e, gap)
+                                  for m, s in raw.items() if s.level == "edge"}
         results.append(res)
     return ModelResult(name or model.config.output, gt, results, skipped)
