@@ -4,6 +4,7 @@
     rasp-compiler run reverse.safetensors --input "a b c"
     rasp-compiler verify reverse.safetensors --exhaustive
     rasp-compiler inspect reverse.safetensors --plot reverse.png
+    rasp-compiler testbed export tasks/ && rasp-compiler testbed score --method eap tasks/lib-sort__rotated__s0
 
 A PROGRAM is a ``.rasp`` file or ``lib:NAME`` (a program of the standard library, see
 ``rasp-compiler list``); a MODEL is a weight file written by ``compile``. Commands that
@@ -20,6 +21,7 @@ stderr, never a traceback. Heavy libraries load only in the commands that need t
 from rasp_compiler.cli import model_commands  # noqa: F401, I001
 from rasp_compiler.cli import inspect  # noqa: F401, I001
 from rasp_compiler.cli import misc  # noqa: F401, I001
+from rasp_compiler.cli import testbed  # noqa: F401, I001
 from rasp_compiler.cli.common import app
 
 __all__ = ["app", "main"]

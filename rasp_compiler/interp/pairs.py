@@ -46,7 +46,9 @@ class Readout:
         if coords.shape[-1]:
             j = coords.argmax(-1)
             on = np.take_along_axis(coords, j[..., None], -1)[..., 0] > 0.5
-            vals = np.asarray(self.values, dtype=object)
+            vals = np.empty(len(self.values), dtype=object)  # filled one by one: tuple values stay whole
+            for k, v in enumerate(self.values):
+                vals[k] = v
             out[on] = vals[j[on]]
         return out
 

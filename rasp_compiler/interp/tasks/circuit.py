@@ -1,0 +1,105 @@
+"""A ground truth as plain JSON (``circuit.json``) and back, without re-reading weights.
+
+A variant's truth is not always what its own weights say (a noisy model keeps the clean
+model's circuit; a trained one has the circuit it was trained to), so a task stores the
+truth itself: every component, every edge with the residual directions it carries, the
+feature dictionary, and the node- and edge-level circuit of every target. Feature
+directions are rows of the residual basis, stored beside it (``basis.safetensors``)
+when the model is not in the standard basis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from rasp_compiler.export.values import decode_value, printable_value
+from rasp_compiler.interp.ground_truth import (Component, Feature, FeatureDictionary, GroundTruth, Neuron,
+                                               UNEMBED)
+
+CIRCUIT_FORMAT = "rasp_compiler.task.circuit"
+CIRCUIT_VERSION = 1
+
+
+def _component_json(c: Component) -> dict:
+    return {"name": c.name, "kind": c.kind, "layer": c.layer, "order": c.order, "node": c.node,
+            "head": c.head, "lo": c.lo, "hi": c.hi, "heads": list(c.heads)}
+
+
+def _component(d: dict) -> Component:
+    return Component(d["name"], d["kind"], d["layer"], d["order"], d["node"], head=d["head"], lo=d["lo"],
+                     hi=d["hi"], heads=tuple(d["heads"]))
+
+
+def aligned_truth(gt: GroundTruth, model) -> GroundTruth:
+    """``gt`` with every feature direction taken from ``model``'s residual basis.
+
+    A variant in a rotated basis may hand over the clean model's truth, whose directions are
+    the standard basis; the circuit (components, edges, labels) is right, the directions are
+    not, and read-outs of virtual nodes would read the wrong residual coordinates."""
+    basis = getattr(model, "residual_basis", None)
+    if basis is None:
+        return gt
+    rows = np.asarray(basis, np.float64)
+    if all(np.array_equal(f.direction, rows[f.index]) for f in gt.features.features):
+        return gt
+    feats = tuple(dataclasses.replace(f, direction=rows[f.index].copy()) for f in gt.features.features)
+    return dataclasses.replace(gt, features=FeatureDictionary(feats, gt.features.neurons))
+
+
+def truth_to_json(gt: GroundTruth, targets: list[str], basis_file: str | None) -> dict:
+    """``circuit.json`` for ``gt``; ``targets`` (output first) get their circuits written out."""
+    g = gt.graph
+    circuits = []
+    for t in targets:
+        c = gt.circuit(t)
+        sink = c.sink
+        circuits.append({
+            "target": t, "is_output": t == gt.output, "sink": sink,
+            "reads": list(gt.target_labels(t)),
+            "nodes": sorted(n for n in c.nodes if n not in ("embed", sink)),
+            "edges": [[a, UNEMBED if b == sink else b] for a, b in sorted(c.edges)],
+        })
+    return {
+        "format": CIRCUIT_FORMAT,
+        "version": CIRCUIT_VERSION,
+        "output": gt.output,
+        "granularity": gt.granularity,
+        "components": [_component_json(c) for c in gt.components.values()],
+        "graph": {
+            "nodes": [{"name": n, "node": d["node"], "reads": list(d["reads"]), "writes": list(d["writes"])}
+                      for n, d in g.nodes(data=True)],
+            "edges": [{"from": a, "to": b, "dims": list(d["dims"])} for a, b, d in g.edges(data=True)],
+        },
+        "residual_basis": basis_file,  # null: feature i is residual dimension i
+        "features": [{"index": f.index, "label": f.label, "node": f.node, "value": printable_value(f.value),
+                      "kind": f.kind, "written_by": list(f.written_by), "read_by": list(f.read_by)}
+                     for f in gt.features.features],
+        "neurons": [{"layer": n.layer, "index": n.index, "component": n.component, "node": n.node,
+                     "meaning": n.meaning} for n in gt.features.neurons],
+        "readouts": gt.readouts,
+        "circuits": circuits,
+    }
+
+
+def truth_from_json(data: dict[str, Any], basis: np.ndarray | None, d_model: int) -> GroundTruth:
+    """The :class:`GroundTruth` that :func:`truth_to_json` wrote (``basis``: the residual basis, None = identity)."""
+    if data.get("format") != CIRCUIT_FORMAT:
+        raise ValueError(f"not a circuit file (format {data.get('format')!r}, expected {CIRCUIT_FORMAT!r})")
+    comps = {d["name"]: _component(d) for d in data["components"]}
+    g = nx.DiGraph()
+    for d in data["graph"]["nodes"]:
+        g.add_node(d["name"], component=comps[d["name"]], node=d["node"], reads=tuple(d["reads"]),
+                   writes=tuple(d["writes"]))
+    for e in data["graph"]["edges"]:
+        g.add_edge(e["from"], e["to"], dims=tuple(e["dims"]))
+    rows = np.eye(d_model) if basis is None else np.asarray(basis, np.float64)
+    feats = tuple(Feature(f["index"], f["label"], f["node"], decode_value(f["value"]), f["kind"],
+                          rows[f["index"]].copy(), written_by=tuple(f["written_by"]), read_by=tuple(f["read_by"]))
+                  for f in data["features"])
+    neurons = tuple(Neuron(n["layer"], n["index"], n["component"], n["node"], n["meaning"]) for n in data["neurons"])
+    return GroundTruth(g, comps, FeatureDictionary(feats, neurons), data["output"], data["granularity"],
+                       {k: dict(v) for k, v in data.get("readouts", {}).items()})

@@ -1,0 +1,240 @@
+"""Writing task folders (program x variant x seed) and the set's ``manifest.json``.
+
+Each task is built in a hidden temporary folder beside its final place and renamed into
+place once every file is written, so an interrupted export never leaves a half task;
+every file is written with the weight files' atomic writer, and the manifest last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from rasp_compiler.errors import RaspCompilerError
+from rasp_compiler.export.safetensors_file import atomic_write
+from rasp_compiler.interp.tasks.circuit import aligned_truth, truth_to_json
+from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
+from rasp_compiler.interp.tasks.sources import DEFAULT_PROGRAMS, Source, TaskSetError, random_sources, select_sources
+
+TASK_FORMAT = "rasp_compiler.task"
+MANIFEST_FORMAT = "rasp_compiler.task_set"
+VERSION = 1
+N_PAIRS = 16
+MIN_ACCURACY = 0.9
+SEEDLESS = ("compiled",)  # kinds that are the same for every seed: one task only
+FILES = ("model.safetensors", "circuit.json", "pairs.json", "pairs.safetensors", "task.json")
+
+
+@dataclass
+class ExportReport:
+    manifest: Path
+    tasks: list[dict] = field(default_factory=list)  # manifest entries
+    skipped: list[str] = field(default_factory=list)  # variants that do not apply, missing kinds, ...
+    errors: list[dict] = field(default_factory=list)  # unexpected failures (bugs), with their traceback
+    seconds: float = 0.0
+
+
+def task_name(source: Source, kind: str, seed: int) -> str:
+    return f"{source.name}__{kind}__s{seed}"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=1, allow_nan=False, default=str) + "\n").encode("utf-8")
+
+
+def task_pairs(model, truth, n_pairs: int = N_PAIRS, seed: int = 0):
+    """Pairs of every target exactly as :func:`rasp_compiler.interp.testbed.evaluate` makes them
+    (same seeds, same fallback to mixed lengths), so scoring a loaded task sees the same pairs."""
+    from rasp_compiler.interp.forward import Decomposed
+    from rasp_compiler.interp.pairs import make_pairs
+    from rasp_compiler.interp.testbed import targets_of
+
+    dec = Decomposed(model)
+    entries, skipped = [], []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k, target in enumerate(targets_of(model, truth)):
+            pairs = make_pairs(model, truth, target, n_pairs=n_pairs, seed=seed + k, same_length=True, dec=dec)
+            same = pairs is not None
+            if pairs is None:
+                pairs = make_pairs(model, truth, target, n_pairs=n_pairs, seed=seed + k, same_length=False, dec=dec)
+            if pairs is None:
+                skipped.append(target)
+                continue
+            entries.append((pairs, target == model.config.output, same))
+    return entries, skipped
+
+
+def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS) -> dict:
+    """Write one task folder atomically; returns its manifest entry."""
+    from safetensors.numpy import save
+
+    from rasp_compiler.export import save_model
+    from rasp_compiler.interp.testbed import targets_of
+
+    model = variant.model
+    model.metadata = {**(model.metadata or {}), "program": {"origin": source.origin, "output": model.config.output}}
+    model.source = source.text
+    truth = aligned_truth(variant.truth, model)
+    entries, skipped = task_pairs(model, truth, n_pairs, seed)
+    targets = [p.target for p, _, _ in entries]
+    if not any(is_output for _, is_output, _ in entries):
+        raise TaskSetError("no two inputs give different outputs, so no method can be scored on it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.tmp")
+    tmp.mkdir()
+    try:
+        save_model(model, tmp / "model.safetensors")
+        basis = getattr(model, "residual_basis", None)
+        basis_file = None
+        if basis is not None and not np.array_equal(np.asarray(basis), np.eye(model.config.d_model)):
+            basis_file = "basis.safetensors"
+            atomic_write(tmp / basis_file, save({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
+        circuit = truth_to_json(truth, targets_of(model, truth), basis_file)
+        atomic_write(tmp / "circuit.json", _json_bytes(circuit))
+        pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped)
+        atomic_write(tmp / "pairs.json", _json_bytes(pairs_json))
+        atomic_write(tmp / "pairs.safetensors", save(tensors))
+        if source.text is not None:
+            atomic_write(tmp / "program.rasp", source.text.encode("utf-8"))
+        ex = variant.exactness
+        c = model.config
+        info = {
+            "format": TASK_FORMAT, "version": VERSION, "name": folder.name,
+            "program": {"name": source.name, "origin": source.origin, "output": c.output,
+                        "text": "program.rasp" if source.text is not None else None},
+            "variant": {"kind": variant.kind, "settings": dict(variant.settings)},
+            "seed": seed,
+            "exactness": {"accuracy": ex.accuracy, "checked_inputs": ex.checked_inputs, "how": ex.how,
+                          "metrics": dict(ex.metrics)},
+            "vocab": [str(v) for v in c.vocab], "max_seq_len": c.max_seq_len, "causal": c.causal,
+            "sizes": model.sizes(),
+            "circuit": {"components": len(truth.scored),
+                        "output_nodes": len(circuit["circuits"][0]["nodes"]),
+                        "output_edges": len(circuit["circuits"][0]["edges"])},
+            "targets": targets, "skipped_targets": skipped, "n_pairs": n_pairs, "pair_seed": seed,
+        }
+        atomic_write(tmp / "task.json", _json_bytes(info))
+        files = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
+        trash = None
+        if folder.exists():
+            trash = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.old")
+            os.replace(folder, trash)
+        os.replace(tmp, folder)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {**{k: info[k] for k in ("name", "program", "variant", "seed", "exactness", "sizes", "circuit",
+                                    "targets")}, "files": files}
+
+
+def _kinds(kinds: Iterable[str] | None) -> tuple[list[str], list[str]]:
+    from rasp_compiler.interp.variants import KINDS, available
+
+    have = available()
+    if kinds is None:
+        return have, []
+    out, notes = [], []
+    for k in kinds:
+        if k not in KINDS:
+            raise TaskSetError(f"unknown variant {k!r}; known: {', '.join(KINDS)}")
+        if k not in have:
+            notes.append(f"variant {k!r} is not available in this installation, skipped")
+            continue
+        out.append(k)
+    return out, notes
+
+
+def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, variants: Iterable[str] | None = None,
+                 seeds: Iterable[int] = (0,), n_random: int = 0, random_seed: int = 0, n_pairs: int = N_PAIRS,
+                 min_accuracy: float = MIN_ACCURACY, progress: Callable[[str, int, int], Any] | None = None
+                 ) -> ExportReport:
+    """Write every (program x variant x seed) task into ``out_dir`` and ``manifest.json``.
+
+    ``programs``: selectors (``lib``, ``lib:NAME``, ``examples``, ``ex:NAME``); ``n_random``
+    more from the program generator (seeds from ``random_seed``, at least two layers).
+    ``variants``: kinds (default: every available one); a kind that does not apply to a
+    program (its maker refuses it) is skipped with a note. ``progress(name, done, total)``
+    is called after each program. A variant less accurate than ``min_accuracy`` (against
+    the compiled model, which equals ``rasp.evaluate``) is skipped with a note: its
+    circuit is not what it computes.
+    """
+    from rasp_compiler.interp.variants import make_variant
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TaskSetError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    kinds, notes = _kinds(variants)
+    seeds = list(seeds)
+    sources, more = select_sources(list(programs or []))
+    notes += more
+    total = len(sources) + n_random
+    report = ExportReport(out / "manifest.json", skipped=notes)
+
+    def compiled_sources():
+        for s in sources:
+            yield s, s.compile()
+        if n_random:
+            yield from random_sources(n_random, random_seed)
+
+    for done, (source, model) in enumerate(compiled_sources(), 1):
+        for kind in kinds:
+            for seed in (seeds[:1] if kind in SEEDLESS else seeds):
+                name = task_name(source, kind, seed)
+                try:
+                    variant = make_variant(model, kind, seed=seed)
+                except (RaspCompilerError, ValueError, NotImplementedError) as exc:
+                    report.skipped.append(f"{name}: {type(exc).__name__}: {exc}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a bug in a variant: recorded, the export goes on
+                    report.errors.append({"task": name, "error": f"{type(exc).__name__}: {exc}",
+                                          "traceback": traceback.format_exc()})
+                    continue
+                if variant.exactness.accuracy < min_accuracy:
+                    report.skipped.append(f"{name}: accuracy {variant.exactness.accuracy:.3f} < {min_accuracy} "
+                                          f"({variant.exactness.how}): the variant does not compute the task")
+                    continue
+                try:
+                    report.tasks.append(write_task(out / name, source, variant, seed, n_pairs))
+                except TaskSetError as exc:
+                    report.skipped.append(f"{name}: {exc}")
+                except Exception as exc:  # noqa: BLE001
+                    report.errors.append({"task": name, "error": f"{type(exc).__name__}: {exc}",
+                                          "traceback": traceback.format_exc()})
+        if progress is not None:
+            progress(source.name, done, total)
+    report.seconds = time.perf_counter() - start
+    manifest = {
+        "format": MANIFEST_FORMAT, "version": VERSION,
+        "n_tasks": len(report.tasks),
+        "programs": sorted({t["program"]["name"] for t in report.tasks}),
+        "variants": kinds, "seeds": seeds, "n_random": n_random, "random_seed": random_seed, "n_pairs": n_pairs,
+        "min_accuracy": min_accuracy,
+        "total_bytes": sum((out / t["name"] / f).stat().st_size for t in report.tasks for f in t["files"]),
+        "seconds": round(report.seconds, 1),
+        "skipped": report.skipped, "errors": [{k: e[k] for k in ("task", "error")} for e in report.errors],
+        "tasks": report.tasks,
+    }
+    atomic_write(report.manifest, _json_bytes(manifest))
+    return report

@@ -1,0 +1,92 @@
+"""Reading a task folder back: the model, its stored truth and its fixed pairs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rasp_compiler.interp.ground_truth import GroundTruth
+from rasp_compiler.interp.pairs import Pairs
+from rasp_compiler.interp.tasks.circuit import truth_from_json
+from rasp_compiler.interp.tasks.export import TASK_FORMAT, sha256_file
+from rasp_compiler.interp.tasks.pairs_io import pairs_from_files
+from rasp_compiler.interp.tasks.sources import TaskSetError
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task folder, loaded: ``truth`` is the stored one (not re-read from the weights)."""
+
+    path: Path
+    name: str
+    model: Any  # CompiledModel
+    truth: GroundTruth
+    pairs: dict[str, Pairs]  # target -> fixed clean/corrupted pairs (output first)
+    info: dict = field(repr=False)  # task.json
+    program_text: str | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.info["variant"]["kind"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.info["seed"])
+
+
+def _json(path: Path, what: str = "task folder") -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskSetError(f"{path.parent}: not a {what} (no {path.name}; write one with "
+                           f"`rasp-compiler testbed export DIR`)") from None
+    except ValueError as exc:
+        raise TaskSetError(f"{path}: not valid JSON ({exc})") from None
+
+
+def is_task(path) -> bool:
+    return (Path(path) / "task.json").is_file()
+
+
+def load_task(path, check_hashes: dict[str, str] | None = None) -> Task:
+    """Load the task folder ``path``; ``check_hashes`` (file -> sha256, from the manifest)
+    makes a changed or corrupt file an error."""
+    from safetensors.numpy import load_file
+
+    from rasp_compiler.export import load_model
+
+    path = Path(path)
+    info = _json(path / "task.json")
+    if info.get("format") != TASK_FORMAT:
+        raise TaskSetError(f"{path}/task.json: format {info.get('format')!r}, expected {TASK_FORMAT!r}")
+    for fname, digest in (check_hashes or {}).items():
+        if sha256_file(path / fname) != digest:
+            raise TaskSetError(f"{path / fname}: sha256 differs from the manifest: the file changed or is corrupt")
+    model = load_model(path / "model.safetensors")
+    circuit = _json(path / "circuit.json")
+    basis = None
+    if circuit.get("residual_basis"):
+        basis = load_file(str(path / circuit["residual_basis"]))["residual_basis"]
+        model.residual_basis = basis  # ground truth, pairs and read-outs see the features' true directions
+    truth = truth_from_json(circuit, basis, model.config.d_model)
+    pairs = pairs_from_files(_json(path / "pairs.json"), load_file(str(path / "pairs.safetensors")))
+    text_file = info["program"].get("text")
+    text = (path / text_file).read_text(encoding="utf-8") if text_file else None
+    return Task(path, info["name"], model, truth, pairs, info, text)
+
+
+def load_manifest(directory) -> dict:
+    return _json(Path(directory) / "manifest.json", "task set")
+
+
+def task_dirs(directory) -> list[Path]:
+    """Task folders of a set: from its manifest, else every subfolder with a task.json."""
+    directory = Path(directory)
+    if (directory / "manifest.json").is_file():
+        return [directory / t["name"] for t in load_manifest(directory)["tasks"]]
+    return sorted(p for p in directory.iterdir() if p.is_dir() and is_task(p))
+
+
+__all__ = ["Task", "load_task", "load_manifest", "is_task", "task_dirs"]

@@ -1,0 +1,143 @@
+"""One method on one model or task, scored against the truth, as plain JSON.
+
+This is what ``rasp-compiler testbed score`` prints and what every sweep job writes. A
+task folder is scored with its stored truth and on its stored pairs (the testbed makes
+the same pairs from the same seed; a difference is reported, never hidden); a plain
+weight file with the truth read off its weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rasp_compiler.interp.tasks.sources import TaskSetError
+
+# edge method -> the node method whose run computes it (rasp_compiler.interp.testbed.evaluate)
+EDGE_OF = {"edge_patching": "patching", "eap": "atp", "eap_qk": "atp_qk", "eap_star": "atp_star"}
+
+
+def method_names() -> list[str]:
+    """Every method ``score`` accepts: the methods registry when present, else the testbed's names."""
+    from rasp_compiler.interp import methods as m
+
+    registry = getattr(m, "METHODS", None)
+    if registry:
+        return list(registry)
+    return list(m.NODE_METHODS) + list(m.EDGE_METHODS)
+
+
+def method_level(method: str) -> str:
+    from rasp_compiler.interp import methods as m
+
+    registry = getattr(m, "METHODS", None)
+    if registry and hasattr(registry.get(method), "level"):
+        return registry[method].level
+    return "edge" if method in EDGE_OF or method in getattr(m, "EDGE_METHODS", ()) else "node"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A method's result on one model: ``data`` is the JSON a sweep job writes; ``result`` the
+    testbed's ModelResult (for plots)."""
+
+    data: dict
+    result: Any
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float):
+        return None if math.isnan(x) else x
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return _clean(x.item())
+    return x
+
+
+def _key(k) -> str:
+    return k if isinstance(k, str) else f"{k[0]} -> {k[1]}"
+
+
+def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, stored_pairs: dict | None = None,
+                name: str = "") -> Scored:
+    """Run ``method`` on every target of ``model`` and score it against ``truth``."""
+    from rasp_compiler.interp.testbed import evaluate
+
+    if method not in method_names():
+        raise TaskSetError(f"unknown method {method!r}; known: {', '.join(method_names())}")
+    level = method_level(method)
+    base = EDGE_OF.get(method, method)
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = evaluate(model, name, n_pairs=n_pairs, seed=seed, gt=truth, methods=(base,),
+                          edges=("output" if level == "edge" else False))
+    seconds = time.perf_counter() - start
+    targets, mismatched = [], []
+    for t in result.targets:
+        if stored_pairs is not None:
+            p = stored_pairs.get(t.target)
+            if p is None or not (np.array_equal(p.clean, t.pairs.clean) and np.array_equal(p.corrupt, t.pairs.corrupt)
+                                 and np.allclose(p.U, t.pairs.U)):
+                mismatched.append(t.target)
+        scores = t.scores.get(method)
+        if scores is None:
+            continue
+        views = t.edge if level == "edge" else t.node
+        positives = t.circuit_edges if level == "edge" else t.circuit_nodes
+        active = t.active_edges if level == "edge" else t.active_nodes
+        targets.append({
+            "target": t.target, "is_output": t.is_output, "same_length": t.same_length,
+            "n_pairs": len(t.pairs), "gap": float(t.pairs.gap.mean()),
+            "circuit": [_key(k) for k in positives], "active": [_key(k) for k in active],
+            "scores": {_key(k): v for k, v in scores.score.items()},
+            "views": {view: scored[method].as_row() for view, scored in views.items() if method in scored},
+        })
+    data = {"method": method, "level": level, "n_pairs": n_pairs, "seed": seed, "targets": targets,
+            "skipped_targets": list(result.skipped), "pairs_differ_from_stored": mismatched,
+            "summary": summary(targets), "seconds": round(seconds, 3)}
+    return Scored(_clean(data), result)
+
+
+def summary(targets: list[dict]) -> dict:
+    """Mean ROC AUC over targets, per view, and on the output alone."""
+    out = {}
+    for view in ("structural", "active"):
+        aucs = [t["views"][view]["auc"] for t in targets if view in t["views"]]
+        aucs = [a for a in aucs if a is not None and not (isinstance(a, float) and math.isnan(a))]
+        out[f"auc_{view}"] = float(np.mean(aucs)) if aucs else None
+        outs = [t["views"][view]["auc"] for t in targets if t["is_output"] and view in t["views"]]
+        out[f"auc_{view}_output"] = outs[0] if outs and outs[0] is not None else None
+    return out
+
+
+def score_path(path, method: str, n_pairs: int | None = None, seed: int | None = None) -> tuple[Scored, dict]:
+    """Score a task folder (its truth and pairs) or a weight file (truth from its weights).
+    Returns the result and a description of what was scored."""
+    from rasp_compiler.interp.tasks.load import is_task, load_task
+
+    path = Path(path)
+    if is_task(path):
+        task = load_task(path)
+        stored = task.info["pair_seed"] == (task.seed if seed is None else seed) and \
+            (n_pairs is None or n_pairs == task.info["n_pairs"])
+        s = score_model(task.model, task.truth, method, n_pairs or task.info["n_pairs"],
+                        task.info["pair_seed"] if seed is None else seed, task.pairs if stored else None, task.name)
+        return s, {"task": task.name, "program": task.info["program"]["name"], "variant": task.kind,
+                   "task_seed": task.seed, "model": task.model}
+    if path.is_dir():
+        raise TaskSetError(f"{path}: not a task folder (no task.json) and not a weight file")
+    from rasp_compiler.export import load_model
+    from rasp_compiler.interp.ground_truth import ground_truth
+
+    model = load_model(path)
+    s = score_model(model, ground_truth(model), method, n_pairs or 16, seed or 0, None, path.stem)
+    return s, {"task": path.stem, "program": model.config.output, "variant": "file", "task_seed": None,
+               "model": model}

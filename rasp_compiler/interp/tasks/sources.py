@@ -1,0 +1,157 @@
+"""Which programs a task set is made of: the library, the ``.rasp`` examples, random ones.
+
+A :class:`Source` is one program with everything needed to compile it (vocabulary,
+length, causality) and its text when it has one. Selectors (``--programs``):
+``lib`` (every library program), ``lib:NAME``, ``examples`` (every ``examples/*.rasp``),
+``ex:NAME``; random programs come from :func:`random_sources`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from rasp_compiler.errors import RaspCompilerError
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples (source checkouts)
+EXAMPLE_VOCABS = {"running_max": (0, 1, 2, 3), "running_min": (0, 1, 2, 3)}  # the files say so in their header
+DEFAULT_PROGRAMS = ("lib", "examples")
+MIN_LAYERS = 2  # random programs with fewer layers have circuits too trivial to rank methods on
+
+
+class TaskSetError(RaspCompilerError):
+    """A task set cannot be made or read: an unknown program selector, a missing or corrupt task file."""
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # folder-name stem: "lib-reverse", "ex-reverse", "rand-00012"
+    origin: str  # "lib:reverse", "examples/reverse.rasp", "rasp_compiler.fuzz seed 12 attempt 0 depth 3"
+    build: Callable[[], Any]  # -> the rasp program
+    vocab: tuple
+    max_seq_len: int
+    causal: bool = False
+    text: str | None = None  # text RASP, when the program has one
+
+    def compile(self):
+        from rasp_compiler.compiler import compile_rasp_to_model
+
+        model = compile_rasp_to_model(self.build(), self.vocab, self.max_seq_len, causal=self.causal)
+        model.source = self.text
+        model.metadata = {"program": {"origin": self.origin, "output": model.config.output}}
+        return model
+
+
+def _text_of(program) -> str | None:
+    from rasp_compiler.dsl import to_text
+
+    try:
+        return to_text(program)
+    except Exception:  # noqa: BLE001 - Python-only programs (lambdas) have no text form
+        return None
+
+
+def library_sources(names: list[str] | None = None) -> list[Source]:
+    from rasp_compiler.lib import LIBRARY
+
+    out = []
+    for name in names or list(LIBRARY):
+        if name not in LIBRARY:
+            raise TaskSetError(f"no library program {name!r}; known: {', '.join(LIBRARY)}")
+        e = LIBRARY[name]
+        out.append(Source(f"lib-{name}", f"lib:{name}", e.build, tuple(e.vocab), e.max_seq_len,
+                          text=_text_of(e.build())))
+    return out
+
+
+def example_sources(names: list[str] | None = None, directory: Path = EXAMPLES_DIR) -> tuple[list[Source], list[str]]:
+    """Sources of ``examples/*.rasp`` (vocabulary: the library program of the same name), and notes
+    on the files left out."""
+    from rasp_compiler.dsl import load
+    from rasp_compiler.lib import LIBRARY
+
+    if not directory.is_dir():
+        return [], [f"no examples directory at {directory} (examples ship with a source checkout)"]
+    files = sorted(directory.glob("*.rasp"))
+    known = {f.stem for f in files}
+    for name in names or []:
+        if name not in known:
+            raise TaskSetError(f"no example {name}.rasp in {directory}; known: {', '.join(sorted(known))}")
+    out, notes = [], []
+    for f in files:
+        if names and f.stem not in names:
+            continue
+        vocab = EXAMPLE_VOCABS.get(f.stem) or (tuple(LIBRARY[f.stem].vocab) if f.stem in LIBRARY else None)
+        if vocab is None:
+            notes.append(f"examples/{f.name}: no known vocabulary (no library program {f.stem!r}), skipped")
+            continue
+        parsed = load(f)
+        out.append(Source(f"ex-{f.stem}", f"examples/{f.name}", lambda f=f: load(f).output, vocab, 5,
+                          text=parsed.source))
+    return out, notes
+
+
+def random_sources(n: int, seed: int = 0, depth: int = 3, min_layers: int = MIN_LAYERS) -> Iterator[tuple[Source, Any]]:
+    """``n`` random programs (generator seeds from ``seed`` up) whose models have at least
+    ``min_layers`` layers, each with its compiled model."""
+    from rasp_compiler.fuzz.generator import GenerationError, compile_generated, generate_program
+
+    found, s = 0, seed
+    while found < n:
+        if s - seed > 50 * max(n, 1):
+            raise TaskSetError(f"only {found} of {n} random programs from seed {seed} have {min_layers}+ layers")
+        try:
+            made = compile_generated(s, depth)
+        except GenerationError:
+            s += 1
+            continue
+        gen = made.generated
+        s += 1
+        if made.model.config.n_layers < min_layers or not _output_varies(made.model):
+            continue
+        args = gen.rebuild_args()
+        src = Source(f"rand-{gen.seed:05d}", f"rasp_compiler.fuzz seed {gen.seed} attempt {gen.attempt} depth {depth}",
+                     lambda args=args: generate_program(**args).program, tuple(gen.vocab), gen.max_seq_len,
+                     gen.causal, gen.text)
+        model = made.model
+        model.source = gen.text
+        model.metadata = {"program": {"origin": src.origin, "output": model.config.output}}
+        found += 1
+        yield src, model
+
+
+def _output_varies(model, n: int = 64) -> bool:
+    """Whether the output differs between some inputs (a program of the indices alone has no
+    clean/corrupted pair, so no method can be scored on it)."""
+    from rasp_compiler.verify import random_inputs
+
+    c = model.config
+    xs = random_inputs(c.vocab, c.max_seq_len, n, seed=0, full_length=n)
+    outs = {repr(o) for o in model.apply_batch([[c.bos, *x] for x in xs if len(x) == c.max_seq_len], backend="numpy")}
+    return len(outs) > 1
+
+
+def select_sources(selectors: list[str]) -> tuple[list[Source], list[str]]:
+    """Library and example sources for ``--programs`` selectors (see the module docstring)."""
+    out, notes, seen = [], [], set()
+    for sel in selectors:
+        sel = sel.strip()
+        if sel == "lib":
+            got = library_sources()
+        elif sel.startswith("lib:"):
+            got = library_sources([sel[4:]])
+        elif sel == "examples":
+            got, more = example_sources()
+            notes += more
+        elif sel.startswith("ex:"):
+            got, more = example_sources([sel[3:]])
+            notes += more
+        else:
+            raise TaskSetError(f"unknown program selector {sel!r}: write lib, lib:NAME, examples or ex:NAME "
+                               f"(random programs: --random N)")
+        for s in got:
+            if s.name not in seen:
+                seen.add(s.name)
+                out.append(s)
+    return out, notes
