@@ -37,6 +37,10 @@ class ValueSetError(UnsupportedProgramError):
     """The finite set of values of a node cannot be computed or is too large."""
 
 
+class ResourceLimitError(UnsupportedProgramError):
+    """A compilation would exceed a resource limit (rasp_compiler.limits.Limits): refused before allocating."""
+
+
 class CompilationCheckError(RaspCompilerError):
     """A built block gave a wrong value on its own finite input set (a compiler bug)."""
 

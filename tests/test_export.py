@@ -110,7 +110,7 @@ def test_loaded_model_keeps_source_and_graph(tmp_path):
     loaded = load_model(save_model(model, tmp_path / "m.safetensors"))
     assert loaded.source == model.source
     assert loaded.metadata["program"] == {"origin": "lib:sort", "output": "sort"}
-    assert loaded.metadata["format_version"] == "1"
+    assert loaded.metadata["format_version"] == "2"
     graph = loaded.metadata["graph"]
     assert graph == json.loads(json.dumps(model_metadata(model)["graph"]))
     nodes = {n["label"]: n for n in graph["nodes"]}
@@ -200,12 +200,18 @@ def _read(path):
 
 
 def _rewrite(good, path, tensors=None, **changes):
-    """A copy of the good file with some tensors or metadata replaced (None deletes a key)."""
+    """A copy of the good file with some tensors or metadata replaced (None deletes a key),
+    its integrity checksum recomputed unless changed too: these tests reach the checks
+    behind it (a file edited by someone who also rewrote the checksum)."""
+    from rasp_compiler.export.safetensors_file import file_checksum
+
     t, meta = _read(good)
     t.update(tensors or {})
     t = {k: v for k, v in t.items() if v is not None}
     meta.update(changes)
     meta = {k: v for k, v in meta.items() if v is not None}
+    if "sha256" not in changes:
+        meta["sha256"] = file_checksum(meta, t)
     path.write_bytes(safetensors.numpy.save(t, metadata=meta))
     return path
 
@@ -269,9 +275,9 @@ def test_not_our_format(good_file, tmp_path):
 
 
 def test_unknown_format_version(good_file, tmp_path):
-    bad = _rewrite(good_file, tmp_path / "future.safetensors", format_version="2",
+    bad = _rewrite(good_file, tmp_path / "future.safetensors", format_version="3",
                    created_by="rasp_compiler 9.0.0")
-    with pytest.raises(ModelFileError, match=r"format_version '2' is not supported.*supported: 1.*9\.0\.0"):
+    with pytest.raises(ModelFileError, match=r"format_version '3' is not supported.*supported: 2.*9\.0\.0"):
         load_model(bad)
 
 
@@ -332,9 +338,9 @@ def test_config_values_are_checked(good_file, tmp_path):
 def test_file_format_is_plain_safetensors(good_file):
     """Any safetensors reader sees the parameters and string metadata; nothing is pickled."""
     tensors, meta = _read(good_file)
-    assert meta["format"] == FORMAT and meta["format_version"] == "1"
+    assert meta["format"] == FORMAT and meta["format_version"] == "2"
     assert meta["created_by"].startswith("rasp_compiler ")
-    assert {"config", "labels", "graph", "params_sha256"} <= set(meta)
+    assert {"config", "labels", "graph", "params_sha256", "sha256"} <= set(meta)
     assert all(isinstance(v, str) for v in meta.values())
     assert json.loads(meta["config"])["vocab"] == ["a", "b", "c"]
     assert tensors["embed.W_E"].dtype == np.float32

@@ -6,20 +6,22 @@ Each error names the SOp, says why, and says what to write instead.
 from __future__ import annotations
 
 import itertools
-import random
 from numbers import Number
 from typing import Any, Sequence
 
 from rasp_compiler.errors import AggregateError, CausalityError, UnsupportedProgramError
+from rasp_compiler.graph.aggregate_proof import proven_single_valued
 from rasp_compiler.graph.nodes import Kind, ProgramGraph
+from rasp_compiler.limits import Limits, default as default_limits
 from rasp_compiler.rasp import core
 from rasp_compiler.rasp.evaluate import evaluate
 
-# How many inputs the categorical-Aggregate check evaluates (exhaustive up to this count).
-AGGREGATE_CHECK_INPUTS = 256
+# A categorical Aggregate that cannot be proven valid is checked on every input, up to this many.
+EXHAUSTIVE_AGGREGATE_INPUTS = 4096
 
 
-def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_len: int, causal: bool) -> None:
+def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_len: int, causal: bool,
+             limits: Limits | None = None) -> None:
     for label in pg.topological():
         node = pg.nodes[label]
         for t in node.terms:
@@ -54,7 +56,7 @@ def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_l
                 f"aggregate a categorical SOp")
         if causal and node.kind in (Kind.ATTENTION, Kind.WIDTH):
             _check_causal(node, max_seq_len)
-    _check_categorical_aggregates(pg, vocab, max_seq_len, causal)
+    _check_categorical_aggregates(pg, value_sets, vocab, max_seq_len, limits or default_limits())
 
 
 def _need_numeric_values(label: str, values, what: str) -> None:
@@ -78,29 +80,39 @@ def _check_causal(node, n: int) -> None:
         "SelectorAnd(selector, Select(indices, indices, LEQ)), or compile with causal=False")
 
 
-def _check_categorical_aggregates(pg: ProgramGraph, vocab, n: int, causal: bool) -> None:
-    """Evaluate on a bounded set of inputs: a categorical Aggregate that averages differing values fails."""
-    if not any(node.kind is Kind.ATTENTION and not node.numerical for node in pg.nodes.values()):
+def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: int, lim: Limits) -> None:
+    """A categorical Aggregate compiles to a head that copies one value, so it must never
+    select positions holding different values. Proven from the selector and value sets
+    (see :mod:`rasp_compiler.graph.aggregate_proof`); where that fails, every input is
+    evaluated if there are at most ``EXHAUSTIVE_AGGREGATE_INPUTS`` of them; otherwise
+    the program is refused. Never sampled: a conflict on a rare input must not compile."""
+    unproven = [pg.nodes[label] for label in pg.topological()
+                if pg.nodes[label].kind is Kind.ATTENTION and not pg.nodes[label].numerical
+                and not proven_single_valued(pg.nodes[label], pg, value_sets, lim)]
+    if not unproven:
         return
-    for xs in _check_inputs(sorted(vocab, key=repr), n):
-        try:
-            for end in (range(1, len(xs) + 1) if causal else [len(xs)]):
-                evaluate(pg.nodes[pg.output].expr, xs[:end])
-        except AggregateError as exc:
-            raise UnsupportedProgramError(
-                f"{exc} (on input {xs!r}); it cannot be compiled to a head that copies one value") from exc
-        except Exception:  # other evaluation errors are the user's to see when running
-            continue
+    tokens = sorted(vocab, key=repr)
+    count = sum(len(tokens) ** length for length in range(1, n + 1)) if len(tokens) > 1 else n
+    if count > EXHAUSTIVE_AGGREGATE_INPUTS:
+        node = unproven[0]
+        raise UnsupportedProgramError(
+            f"categorical Aggregate {node.label} may select positions of {node.aggregated} holding different "
+            f"values, which one head cannot copy: its selector is not known to select at most one position, "
+            f"nor only positions whose {node.aggregated} values are equal, and there are too many inputs "
+            f"({_count(count)}, more than {EXHAUSTIVE_AGGREGATE_INPUTS}) to try them all. Make it numerical "
+            f"(a mean), select one position (e.g. Select(indices, q, EQ)), or aggregate the key SOp itself "
+            f"(or a function of it) under EQ")
+    for length in range(1, n + 1):  # every input: causal prefixes are inputs too
+        for xs in itertools.product(tokens, repeat=length):
+            try:
+                evaluate(pg.nodes[pg.output].expr, list(xs))
+            except AggregateError as exc:
+                raise UnsupportedProgramError(
+                    f"{exc} (on input {list(xs)!r}); it cannot be compiled to a head that copies one value"
+                ) from exc
+            except Exception:  # other evaluation errors are the user's to see when running
+                continue
 
 
-def _check_inputs(vocab: list, n: int):
-    budget = AGGREGATE_CHECK_INPUTS
-    for length in range(1, n + 1):
-        count = len(vocab) ** length
-        if count > budget:
-            break
-        yield from (list(p) for p in itertools.product(vocab, repeat=length))
-        budget -= count
-    rng = random.Random(0)
-    for _ in range(3):
-        yield [rng.choice(vocab) for _ in range(n)]
+def _count(count: int) -> str:
+    return f"{count:,}" if count < 10**15 else f"about 10^{len(str(count)) - 1}"

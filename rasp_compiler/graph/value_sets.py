@@ -5,6 +5,12 @@ it wherever an MLP must tell values apart (slopes come from the gaps between the
 and to decode outputs. A numerical mean's set is every achievable mean of up to
 ``max_seq_len`` values; when a set grows past ``MAX_VALUES`` it is recorded as
 ``None`` (unbounded) and only an MLP that must read it fails.
+
+Values are never merged where that could change what the program computes: a
+categorical set keeps every value Python tells apart (``0.1 + 0.2`` and ``0.3`` are two
+one-hot directions), values that are equal but of different types (``True`` and ``1``)
+are refused, and a numerical set merges floats that differ only by rounding only if
+every Map reading it gives the same output for all of them.
 """
 
 from __future__ import annotations
@@ -15,23 +21,30 @@ from fractions import Fraction
 from numbers import Number, Real
 from typing import Any, Iterable
 
+from rasp_compiler import limits as _limits
 from rasp_compiler.errors import ValueSetError
 from rasp_compiler.graph.nodes import Kind, Node, ProgramGraph
 from rasp_compiler.rasp import core
 
-MAX_VALUES = 200_000
-MAX_PRODUCT = 2_000_000
+MAX_VALUES = _limits.Limits().max_values
+MAX_PRODUCT = _limits.Limits().max_pairs
+PYTHON_TABLE_CELLS = 2_000_000  # calls of a Python predicate one analysis may make
+MERGE_TOLERANCE = 1e-12  # relative: floats closer than this are one numerical value
 
 ValueSet = frozenset | None
 
 
-def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -> dict[str, ValueSet]:
+def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int,
+                     limits: _limits.Limits | None = None) -> dict[str, ValueSet]:
     """Value set of every SOp node (``None`` for a numerical set too large to list)."""
+    lim = limits or _limits.default()
     sets: dict[str, ValueSet] = {}
+    groups: dict[str, dict] = {}  # numerical node -> {kept value: values merged into it}
+    vocab = frozenset(vocab)
     for label in pg.topological():
         node = pg.nodes[label]
         try:
-            values = _node_values(node, pg, sets, frozenset(vocab), max_seq_len)
+            values = _node_values(node, pg, sets, groups, vocab, max_seq_len, lim)
         except TypeError as exc:
             if "unhashable" not in str(exc):
                 raise
@@ -42,8 +55,54 @@ def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int) -
             _need_finite_reals(node, values)
         if values is not None and node.numerical and None in values:
             values = _no_none_in_numbers(node, values)
-        sets[label] = None if values is None else _tidy(values)
+        if values is not None and not node.numerical:
+            _need_comparable(node, values)
+            if len(values) > lim.max_values:
+                raise ValueSetError(
+                    f"categorical {node.op} {label} takes {len(values)} values, more than the limit of "
+                    f"{lim.max_values} (one residual direction each); reduce its values (a smaller vocab or "
+                    "max_seq_len, or a coarser function), or raise Limits.max_values")
+        if values is not None and node.numerical:
+            values, groups[label] = _tidy(values)
+        sets[label] = values
     return sets
+
+
+def _need_comparable(node: Node, values: frozenset) -> None:
+    """A categorical value must equal itself (NaN does not: no Select could find it)."""
+    bad = [v for v in values if v != v]
+    if bad:
+        raise ValueSetError(
+            f"categorical {node.op} {node.label} can take {bad[0]!r}, which is not equal to itself, so no "
+            "selector or output comparison can match it; map it to an ordinary value (e.g. None or a string)")
+
+
+def _typed(v: Any) -> Any:
+    """A key that tells apart values Python counts as equal (True, 1, 1.0; (1,), (True,))."""
+    if isinstance(v, tuple):
+        return (tuple, tuple(_typed(x) for x in v))
+    if isinstance(v, frozenset):
+        return (frozenset, frozenset(_typed(x) for x in v))
+    return (type(v), v)
+
+
+def distinct_values(node: Node | None, values: Iterable[Any], what: str = "") -> frozenset:
+    """The set of ``values``, refusing two that are equal in Python but differ in type.
+
+    ``True == 1 == 1.0`` with one hash, so a set keeps whichever came first and a model
+    would output that one everywhere; the evaluator keeps each. Numerical SOps may mix
+    them (they are the same number)."""
+    seen: dict[Any, Any] = {}
+    for v in values:
+        first = seen.setdefault(v, v)
+        if first is not v and not (node is not None and node.numerical) and _typed(first) != _typed(v):
+            owner = what or f"categorical {node.op} {node.label}"
+            raise ValueSetError(
+                f"{owner} can take both {first!r} ({type(first).__name__}) and {v!r} ({type(v).__name__}), "
+                "which Python counts as equal but prints differently; a compiled model has one value for "
+                f"both and could not say which one to output — give them one type (e.g. int(...) or "
+                f"bool(...)), or make them differ (e.g. str(...))")
+    return frozenset(seen)
 
 
 def _no_none_in_numbers(node: Node, values: frozenset) -> frozenset:
@@ -56,22 +115,46 @@ def _no_none_in_numbers(node: Node, values: frozenset) -> frozenset:
         "can stand for; give that Aggregate a default, or keep this SOp categorical")
 
 
-def _tidy(values: frozenset) -> frozenset:
-    """Merge floats that differ only by rounding (1.9999999999999998 and 2.0): no MLP could
-    tell them apart, and they are the same value to the program's author. Each group keeps
-    its shortest spelling; every other value is kept as it is."""
-    floats = sorted(v for v in values if isinstance(v, float))
+def _tidy(values: frozenset) -> tuple[frozenset, dict]:
+    """Merge numbers that differ only by rounding (1.9999999999999998 and 2.0): no MLP
+    could tell them apart. Each group keeps its shortest spelling. Returns the kept
+    values and {kept: every value of its group}, for groups of more than one, so that a
+    reader can check the merge changes none of its outputs (see ``_check_merge``)."""
+    floats = sorted(v for v in values if isinstance(v, Real))
     if len(floats) < 2:
-        return values
-    keep, group = [], [floats[0]]
+        return values, {}
+    keep, merged, group = [], {}, [floats[0]]
+
+    def close(members):
+        rep = min(members, key=lambda v: (not isinstance(v, float), len(repr(v))))
+        keep.append(rep)
+        if len(members) > 1:
+            merged[rep] = tuple(members)
+
     for x in floats[1:]:
-        if abs(x - group[-1]) <= 1e-12 * max(1.0, abs(x)):
+        if abs(x - group[-1]) <= MERGE_TOLERANCE * max(1.0, abs(x)):
             group.append(x)
         else:
-            keep.append(min(group, key=lambda v: len(repr(v))))
+            close(group)
             group = [x]
-    keep.append(min(group, key=lambda v: len(repr(v))))
-    return frozenset([v for v in values if not isinstance(v, float)] + keep)
+    close(group)
+    return frozenset([v for v in values if not isinstance(v, Real)] + keep), merged
+
+
+def _check_merge(node: Node, src: str, groups: dict, f) -> None:
+    """A Map of a numerical SOp whose set merged near-equal values: the model computes f
+    of the kept value for all of them, so f must give the same output on each."""
+    for rep, members in groups.get(src, {}).items():
+        want = _apply(node, f, (rep,))
+        for m in members:
+            got = _apply(node, f, (m,))
+            if got == want or (node.numerical and isinstance(got, Real) and isinstance(want, Real)
+                               and abs(got - want) <= MERGE_TOLERANCE * max(1.0, abs(want))):
+                continue
+            raise ValueSetError(
+                f"{node.op} {node.label} gives {want!r} for {src}={rep!r} but {got!r} for {src}={m!r}, values "
+                f"that differ only by float rounding and that no float32 MLP can tell apart; round {src} "
+                f"first (e.g. Map(lambda x: round(x, 9), {src})) or compute {node.label} from categorical inputs")
 
 
 def sorted_values(values: Iterable[Any]) -> list[Any]:
@@ -83,23 +166,32 @@ def sorted_values(values: Iterable[Any]) -> list[Any]:
     return sorted(values, key=key)
 
 
-def _node_values(node: Node, pg: ProgramGraph, sets, vocab, n_max) -> ValueSet:
+def _positions(node: Node, count: int, lim: _limits.Limits) -> None:
+    if count > lim.max_values:
+        raise ValueSetError(
+            f"{node.op} {node.label} takes {count} values (one per position up to max_seq_len), more than "
+            f"the limit of {lim.max_values}; use a smaller max_seq_len, or raise Limits.max_values")
+
+
+def _node_values(node: Node, pg: ProgramGraph, sets, groups, vocab, n_max, lim: _limits.Limits) -> ValueSet:
     e = node.expr
     if isinstance(e, core.TokensType):
         return vocab
     if isinstance(e, core.IndicesType):
+        _positions(node, n_max, lim)
         return frozenset(range(n_max))
     if isinstance(e, core.Full):
         return frozenset([e.fill])
     if isinstance(e, core.ConstantSOp):
         short = len(e.value) < n_max and not e.check_length
-        return frozenset(e.value[:n_max]) | ({None} if short else frozenset())
+        return distinct_values(node, e.value[:n_max]) | ({None} if short else frozenset())
     if isinstance(e, core.Map):  # None ("no value") passes through every Map unchanged
         src = _finite(sets, node.inputs[0], node)
-        return frozenset(_apply(node, e.f, (x,)) for x in src if x is not None) | (src & {None})
+        _check_merge(node, node.inputs[0], groups, e.f)
+        return distinct_values(node, (_apply(node, e.f, (x,)) for x in src if x is not None)) | (src & {None})
     if isinstance(e, core.SequenceMap):
         if isinstance(e, core.LinearSequenceMap) and node.numerical:
-            shared = _shared_mean(e, pg, sets, n_max)
+            shared = _shared_mean(e, pg, sets, n_max, lim)
             if shared is not None:
                 return shared
             if sets[node.inputs[0]] is None or sets[node.inputs[1]] is None:
@@ -107,13 +199,15 @@ def _node_values(node: Node, pg: ProgramGraph, sets, vocab, n_max) -> ValueSet:
         a, b = (_finite(sets, x, node) for x in node.inputs)
         nothing = frozenset({None}) if None in a or None in b else frozenset()
         a, b = a - {None}, b - {None}
-        if len(a) * len(b) > MAX_PRODUCT:
+        if len(a) * len(b) > lim.max_pairs:
             raise ValueSetError(
-                f"SequenceMap {node.label} combines {len(a)} x {len(b)} input values, more than "
-                f"{MAX_PRODUCT}; reduce the value sets of {node.inputs[0]} and {node.inputs[1]}")
-        out = frozenset(_apply(node, e.f, (x, y)) for x, y in itertools.product(a, b)) | nothing
-        return out if len(out) <= MAX_VALUES or not node.numerical else None
+                f"SequenceMap {node.label} combines {len(a)} x {len(b)} input values, more than the limit "
+                f"of {lim.max_pairs} (Limits.max_pairs); reduce the value sets of {node.inputs[0]} and "
+                f"{node.inputs[1]}")
+        out = distinct_values(node, (_apply(node, e.f, (x, y)) for x, y in itertools.product(a, b))) | nothing
+        return out if len(out) <= lim.max_values or not node.numerical else None
     if isinstance(e, core.SelectorWidth):
+        _positions(node, n_max + 1, lim)
         return frozenset(range(n_max + 1))
     if isinstance(e, core.Aggregate):
         src = sets[node.aggregated]
@@ -123,9 +217,9 @@ def _node_values(node: Node, pg: ProgramGraph, sets, vocab, n_max) -> ValueSet:
         if src is None:
             return None
         _need_numbers(src, node)
-        if _selects_at_most_one(node, sets):
+        if _selects_at_most_one(node, sets, lim):
             return frozenset(float(v) for v in src) | {default}
-        means = mean_set(src, n_max)
+        means = mean_set(src, n_max, lim.max_values)
         return None if means is None else means | {default}
     raise ValueSetError(f"no value-set rule for {node.op} {node.label}")
 
@@ -148,7 +242,7 @@ def mean_set(values: Iterable[Any], n_max: int, cap: int = MAX_VALUES) -> frozen
     return frozenset(float(m) for m in means)
 
 
-def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max) -> ValueSet:
+def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max, lim: _limits.Limits) -> ValueSet:
     """a*mean(X) + b*mean(Y) over one selector is mean(a*X + b*Y): a far smaller, exact set.
 
     Works through chains of LinearSequenceMaps, and for selectors built separately but
@@ -161,10 +255,10 @@ def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max) -> Va
     combined = {Fraction(0)}
     for coef, sop in terms:
         values = sets[_label(pg, sop)]
-        if values is None or len(combined) * len(values) > MAX_PRODUCT:
+        if values is None or len(combined) * len(values) > lim.max_pairs:
             return None
         combined = {c + Fraction(coef) * Fraction(v) for c in combined for v in values}
-    means = mean_set(combined, n_max)
+    means = mean_set(combined, n_max, lim.max_values)
     return None if means is None else means | {float(default)}
 
 
@@ -196,17 +290,35 @@ def _label(pg: ProgramGraph, sop: core.SOp) -> str:
     raise KeyError(sop.label)
 
 
-def _selects_at_most_one(node: Node, sets) -> bool:
+def _selects_at_most_one(node: Node, sets, lim: _limits.Limits) -> bool:
     """True when the head's key is `indices` under a predicate true for one key per query."""
     for t in node.terms:
         if t.key != "indices":
             continue
-        keys, queries = sets[t.key], sets[t.query]
-        if keys is None or queries is None or len(queries) > 4096:
-            continue
-        if all(sum(1 for k in keys if t.predicate(k, q)) <= 1 for q in queries):
+        if at_most_one_key(t, sets, lim):
             return True
     return False
+
+
+def at_most_one_key(term, sets, lim: _limits.Limits) -> bool:
+    """For every query value, at most one key value satisfies the term's predicate
+    (False when unknown: a set too large, a table past Limits.max_table_cells, or a
+    predicate that fails)."""
+    from rasp_compiler.craft.attention import truth_table
+
+    keys, queries = sets[term.key], sets[term.query]
+    if term.predicate is core.Comparison.EQ or term.predicate is core.Comparison.FALSE:
+        return True  # the values in a set are pairwise unequal
+    if keys is None or queries is None or len(keys) * len(queries) > lim.max_table_cells:
+        return False
+    if not isinstance(term.predicate, core.Comparison) and len(keys) * len(queries) > PYTHON_TABLE_CELLS:
+        return False  # a Python predicate is called once per cell: bound the time
+    keys, queries = tuple(v for v in keys if v is not None), tuple(v for v in queries if v is not None)
+    try:
+        table = truth_table(term.predicate, keys, queries)
+    except Exception:
+        return False
+    return bool((table.sum(axis=1) <= 1).all()) if table.size else True
 
 
 def _finite(sets, label: str, reader: Node) -> frozenset:
