@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rasp_compiler.errors import RaspCompilerError
 from rasp_compiler.interp.ground_truth import ground_truth
 from rasp_compiler.interp.tasks import TaskSetError, export_tasks, load_task, select_sources, task_dirs, write_task
 from rasp_compiler.interp.tasks.export import sha256_file, task_pairs
@@ -48,17 +49,20 @@ def outputs(model):
 
 @pytest.fixture(scope="module")
 def sources():
-    found, _ = select_sources(["lib:reverse", "lib:dyck1", "ex:sort", "lib:hist"])
+    found, _ = select_sources(["lib:reverse", "lib:frac_prevs", "ex:sort", "lib:hist"])
     return {s.name: s for s in found}
 
 
-@pytest.mark.parametrize("name", ["lib-reverse", "ex-sort", "lib-dyck1"])
+@pytest.mark.parametrize("name", ["lib-reverse", "ex-sort", "lib-frac_prevs"])
 def test_task_round_trip(tmp_path, sources, name):
     """A loaded task has the truth, outputs and pairs of the variant it was written from."""
     source = sources[name]
     model = source.compile()
     for kind in KINDS:
-        variant = make_variant(model, kind, seed=1)
+        try:
+            variant = make_variant(model, kind, seed=1)
+        except RaspCompilerError:  # the kind does not apply to this program (export skips it with a note)
+            continue
         entry = write_task(tmp_path / kind, source, variant, seed=1, n_pairs=8)
         task = load_task(tmp_path / kind, check_hashes=entry["files"])
         assert task.kind == kind and task.seed == 1

@@ -99,12 +99,12 @@ def plot_target(result, target_result, path: str, title: str = "", max_edges: in
     t = target_result
     gt = result.gt
     gap = float(t.pairs.gap.mean())
-    has_edges = "edge_patching" in t.scores
-    edge_methods = [m for m in ("edge_patching", "eap", "eap_qk", "eap_star") if m in t.scores]
-    node_methods = [m for m in ("patching", "atp", "atp_qk", "atp_star") if m in t.scores]
+    edge_methods = [m for m, s in t.scores.items() if s.level == "edge"]  # any registered method
+    node_methods = [m for m, s in t.scores.items() if s.level == "node"]
+    has_edges = bool(edge_methods)
     keys, hidden = [], 0
     if has_edges:  # true edges, then false edges some method scores, then say how many are left out
-        all_keys = list(t.scores["edge_patching"].keys)
+        all_keys = list(t.scores[edge_methods[0]].keys)
         truth = set(t.circuit_edges)
         scored = {e for m in edge_methods for e, v in floored(t.scores[m].score, gap).items() if v > 0}
         keys = [e for e in all_keys if e in truth] + [e for e in all_keys if e not in truth and e in scored]
@@ -114,8 +114,11 @@ def plot_target(result, target_result, path: str, title: str = "", max_edges: in
     fig, axes = plt.subplots(1, 3 if has_edges else 2, figsize=(17 if has_edges else 11.5, 3.0 + 0.32 * n_rows),
                              gridspec_kw={"width_ratios": [0.8, 1, 1.3] if has_edges else [0.9, 1]})
     _graph_axes(axes[0], gt, set(t.circuit_nodes), set(t.circuit_edges), set(t.active_nodes))
-    _bars(axes[1], gt.scored, t.scores, set(t.circuit_nodes), node_methods,
-          "node scores (shaded: circuit)" + _auc_note(t.node.get("active", {}), node_methods), gap)
+    if node_methods:
+        _bars(axes[1], gt.scored, t.scores, set(t.circuit_nodes), node_methods,
+              "node scores (shaded: circuit)" + _auc_note(t.node.get("active", {}), node_methods), gap)
+    else:
+        axes[1].set_axis_off()
     if has_edges:
         note = f"\n(+{hidden} other candidate edges: every method 0)" if hidden else ""
         _bars(axes[2], keys, t.scores, set(t.circuit_edges), edge_methods,

@@ -18,27 +18,18 @@ import numpy as np
 
 from rasp_compiler.interp.tasks.sources import TaskSetError
 
-# edge method -> the node method whose run computes it (rasp_compiler.interp.testbed.evaluate)
-EDGE_OF = {"edge_patching": "patching", "eap": "atp", "eap_qk": "atp_qk", "eap_star": "atp_star"}
-
 
 def method_names() -> list[str]:
-    """Every method ``score`` accepts: the methods registry when present, else the testbed's names."""
-    from rasp_compiler.interp import methods as m
+    """Every method ``score`` accepts: the registry ``rasp_compiler.interp.methods.METHODS``."""
+    from rasp_compiler.interp.methods import METHODS
 
-    registry = getattr(m, "METHODS", None)
-    if registry:
-        return list(registry)
-    return list(m.NODE_METHODS) + list(m.EDGE_METHODS)
+    return list(METHODS)
 
 
 def method_level(method: str) -> str:
-    from rasp_compiler.interp import methods as m
+    from rasp_compiler.interp.methods import METHODS
 
-    registry = getattr(m, "METHODS", None)
-    if registry and hasattr(registry.get(method), "level"):
-        return registry[method].level
-    return "edge" if method in EDGE_OF or method in getattr(m, "EDGE_METHODS", ()) else "node"
+    return METHODS[method].level
 
 
 @dataclass(frozen=True)
@@ -74,10 +65,9 @@ def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, sto
     if method not in method_names():
         raise TaskSetError(f"unknown method {method!r}; known: {', '.join(method_names())}")
     level = method_level(method)
-    base = EDGE_OF.get(method, method)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):
-        result = evaluate(model, name, n_pairs=n_pairs, seed=seed, gt=truth, methods=(base,),
+        result = evaluate(model, name, n_pairs=n_pairs, seed=seed, gt=truth, methods=(method,),
                           edges=("output" if level == "edge" else False))
     seconds = time.perf_counter() - start
     targets, mismatched = [], []

@@ -1,0 +1,97 @@
+"""Speed of a sweep: one process vs local worker processes vs local Ray, same jobs, same results.
+
+    python benchmarks/sweep_speed.py [--workers 2] [--no-write]
+
+Exports a small task set, runs the same methods x tasks sweep with each executor from an
+empty results folder, checks that every executor wrote identical results (timings aside),
+and writes the measured section of docs/sweeps.md (between its sweep-speed markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAMS = ["lib:reverse", "lib:sort", "lib:hist", "lib:dyck1", "lib:shift_by", "lib:frac_prevs"]
+VARIANTS = ["compiled", "rotated", "distractors"]
+METHODS = ["patching", "edge_patching", "atp_star", "eap"]
+
+
+def comparable(results_dir) -> dict:
+    from rasp_compiler.interp.sweep import load_results
+
+    results, errors = load_results(results_dir)
+    assert not errors, [e["error"] for e in errors]
+    return {r["job"]: {k: v for k, v in r["result"].items() if k != "seconds"} for r in results}
+
+
+def main() -> None:
+    from rasp_compiler.interp.sweep import sweep
+    from rasp_compiler.interp.tasks import export_tasks
+    from rasp_compiler.interp.variants import available
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--out", default="/tmp/rasp_sweep_speed")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    variants = [v for v in VARIANTS if v in available()]
+    export_tasks(out / "tasks", programs=PROGRAMS, variants=variants)
+    try:
+        import ray
+        executors = ["serial", "processes", "ray"]
+        t0 = time.perf_counter()
+        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        ray.shutdown()
+        ray_start = time.perf_counter() - t0
+        ray_version = ray.__version__
+    except ImportError:
+        executors, ray_start, ray_version = ["serial", "processes"], None, None
+    times, reports, results = {}, {}, {}
+    for ex in executors:
+        res = out / f"results_{ex}"
+        t0 = time.perf_counter()
+        reports[ex] = sweep(out / "tasks", res, METHODS, executor=ex, workers=args.workers)
+        times[ex] = time.perf_counter() - t0
+        results[ex] = comparable(res)
+        print(f"{ex}: {reports[ex].done} jobs in {times[ex]:.1f} s", flush=True)
+    same = all(results[ex] == results["serial"] for ex in executors)
+    n_jobs = reports["serial"].total
+    job_seconds = sum(r["seconds"] for r in __import__("rasp_compiler.interp.sweep", fromlist=["x"])
+                      .load_results(out / "results_serial")[0])
+    rows = ["| executor | workers | wall time | speed-up over one process |", "|---|---|---|---|"]
+    for ex in executors:
+        w = 1 if ex == "serial" else args.workers
+        rows.append(f"| {ex} | {w} | {times[ex]:.1f} s | {times['serial'] / times[ex]:.2f}× |")
+    section = "\n".join([
+        f"Measured by `python benchmarks/sweep_speed.py --workers {args.workers}` on this machine "
+        f"({os.cpu_count()} cores, shared with other work while it ran): {n_jobs} jobs = "
+        f"{len(METHODS)} methods ({', '.join(METHODS)}) × {n_jobs // len(METHODS)} tasks "
+        f"({len(PROGRAMS)} library programs × {', '.join(variants)})"
+        + (f"; Ray {ray_version}" if ray_version else "; Ray not installed") + ".",
+        "",
+        *rows,
+        "",
+        f"* Results identical across executors (timings aside): **{'yes' if same else 'NO'}**.",
+        f"* The jobs themselves took {job_seconds:.1f} s in one process ({job_seconds / n_jobs:.2f} s per job "
+        f"on average; most of it is JAX compiling the attribution methods' forward pass for each model).",
+    ] + ([f"* Starting and stopping a local Ray instance alone: {ray_start:.1f} s (part of the Ray wall time)."]
+         if ray_start is not None else []))
+    print(section)
+    if not args.no_write:
+        doc = ROOT / "docs" / "sweeps.md"
+        text = doc.read_text(encoding="utf-8")
+        start, end = "<!-- sweep-speed:start -->", "<!-- sweep-speed:end -->"
+        i, j = text.index(start) + len(start), text.index(end)
+        doc.write_text(text[:i] + "\n" + section + "\n" + text[j:], encoding="utf-8")
+        print(f"wrote {doc}")
+
+
+if __name__ == "__main__":
+    main()
