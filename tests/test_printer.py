@@ -281,3 +281,20 @@ def test_parser_only_raises_parse_errors(words):
         dsl.parse(" ".join(words))
     except ParseError:
         pass
+
+
+@pytest.mark.parametrize("text", [
+    "tokens = tokens_int;\nx = (-tokens) ^ 2 + 2 ^ tokens ^ 2;",
+    "tokens = tokens_int;\nx = tokens * 3 % (4 * 2) - (not (tokens == 1));",
+    'x = {"a": 1, "b": 2, "c": 0}[tokens] + [3, 1, 2, 0][indices];',
+    'x = "abcd"[indices] if (indices == 0 or tokens == "b") and indices < 3 else tokens;',
+    "x = (1 if tokens == \"a\" else 2) if indices == 1 else 3;",
+    'x = (indices in [0, 2]) if ("a" in tokens) else indices == 1;',
+])
+def test_reference_operators_round_trip(text):
+    """^, %, lookups, not, and/or and nested conditionals print with the reference's precedence."""
+    prog = dsl.parse(text)
+    printed, reparsed = round_trip(prog.output)
+    vocab = [0, 1, 2] if "tokens_int" in text else ["a", "b", "c"]
+    assert_same_evaluation(prog.output, reparsed.output, vocab, max_len=4)
+    assert dsl.to_text(reparsed.output) == printed

@@ -58,9 +58,49 @@ class Op:
 
 Formula = Union[Arg, Const, Op]
 
+
+@dataclass(frozen=True)
+class Table:
+    """A constant dictionary (``{"a": 1, "b": 2}`` in text): immutable and hashable, so it
+    can sit in a formula. Iterating it gives its keys, as in the reference interpreter."""
+
+    items: tuple[tuple[Any, Any], ...]
+
+    def __getitem__(self, key: Any) -> Any:
+        for k, v in self.items:
+            if k == key:  # as a Python dict: 1 and True are the same key
+                return v
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self):
+        return iter(k for k, _ in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def lookup(container: Any, key: Any) -> Any:
+    """``container[key]`` for a constant list, string or dictionary, with the reference's errors."""
+    if isinstance(container, Table):
+        if key not in container:
+            raise KeyError(f"index [{key!r}] not in the dictionary")
+        return container[key]
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise TypeError(f"an index into a list or string must be an integer, got {key!r}")
+    if key >= len(container) or -key > len(container):
+        raise IndexError(f"index {key} out of range for a list or string of length {len(container)}")
+    return container[key]
+
 BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "%": operator.mod, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "%": operator.mod, "^": operator.pow, "[]": lookup, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     ">": operator.gt, "<=": operator.le, ">=": operator.ge,
 }
 UNARY: dict[str, Callable[[Any], Any]] = {
@@ -72,7 +112,7 @@ UNARY: dict[str, Callable[[Any], Any]] = {
     "id": lambda x: x,  # a categorical view of a numerical SOp (written as the SOp itself)
 }
 COMPARISONS = frozenset({"==", "!=", "<", ">", "<=", ">="})
-ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "neg", "round", "abs"})
+ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "^", "neg", "round", "abs"})
 BOOLEAN = COMPARISONS | {"and", "or", "not", "in", "not in", "indicator"}
 
 
@@ -223,6 +263,10 @@ def formula_numeric_valued(f: Formula, arg_numeric: list[bool]) -> bool:
         return True
     if f.op in ARITHMETIC:
         return all(formula_numeric_valued(x, arg_numeric) for x in f.args)
+    if f.op == "[]" and isinstance(f.args[0], Const):
+        table = f.args[0].value
+        values = [table[k] for k in table] if isinstance(table, Table) else list(table)
+        return all(is_number(v) for v in values)
     if f.op == "cond":
         return all(formula_numeric_valued(x, arg_numeric) for x in f.args[1:])
     if f.op == "id":
@@ -252,7 +296,7 @@ def holds_numbers(sop: core.SOp) -> bool:
     return _numeric(sop, counts=True, memo={})
 
 
-def _numeric(sop: core.SOp, counts: bool, memo: dict[int, bool]) -> bool:
+def _numeric(sop: core.SOp, counts: bool, memo: dict[int, bool], numeric_tokens: bool = False) -> bool:
     def needs_children(node) -> bool:
         return (not node.is_numerical and isinstance(node, (core.Map, core.SequenceMap))
                 and formula_of(node) is not None)
@@ -275,6 +319,8 @@ def _numeric(sop: core.SOp, counts: bool, memo: dict[int, bool]) -> bool:
             result = is_number(node.fill)
         elif counts and isinstance(node, (core.IndicesType, core.SelectorWidth)):
             result = True
+        elif numeric_tokens and isinstance(node, core.TokensType):
+            result = True
         elif needs_children(node):
             result = formula_numeric_valued(formula_of(node), [memo[c.unique_id] for c in node.children])
         else:
@@ -288,20 +334,29 @@ def explicitly_categorical(sop: core.SOp) -> bool:
     return sop.annotations.get("encoding") is core.Encoding.CATEGORICAL
 
 
-def infer_numerical_aggregate(sop: core.SOp) -> bool:
-    """Whether ``aggregate(sel, sop)`` (no explicit mode) is a numerical (mean) aggregate."""
+def infer_numerical_aggregate(sop: core.SOp, numeric_tokens: bool = False) -> bool:
+    """Whether ``aggregate(sel, sop)`` (no explicit mode) is a numerical (mean) aggregate.
+
+    The reference interpreter averages whenever several numbers are selected, so every
+    number-valued sequence is averaged (one selected value is its own mean): numerical
+    ones, number-valued ones by construction, indices, selector widths, and the tokens
+    when the program reads them as numbers (``numeric_tokens``, ``tokens = tokens_int;``).
+    """
     if sop.is_numerical:
         return True
     if explicitly_categorical(sop):
         return False
-    return numeric_valued(sop)
+    return _numeric(sop, counts=True, memo={}, numeric_tokens=numeric_tokens)
 
 
 # --------------------------------------------------------------------------- text
-# Precedence levels of the grammar (higher binds tighter).
-PREC_COND, PREC_OR, PREC_AND, PREC_NOT, PREC_CMP, PREC_SUM, PREC_PRODUCT, PREC_UNARY, PREC_ATOM = range(1, 10)
-_BINARY_PREC = {"+": PREC_SUM, "-": PREC_SUM, "*": PREC_PRODUCT, "/": PREC_PRODUCT, "%": PREC_PRODUCT,
-                **{c: PREC_CMP for c in COMPARISONS}, "and": PREC_AND, "or": PREC_OR}
+# Precedence levels of the grammar (higher binds tighter), those of the reference interpreter.
+(PREC_IN, PREC_COND, PREC_LOGIC, PREC_CMP, PREC_SUM, PREC_MOD, PREC_PRODUCT, PREC_POW, PREC_UNARY,
+ PREC_ATOM) = range(1, 11)
+PREC_AND = PREC_OR = PREC_LOGIC  # one level: "a or b and c" is "(a or b) and c"
+PREC_NOT = PREC_UNARY            # "not a == b" is "(not a) == b"
+_BINARY_PREC = {"+": PREC_SUM, "-": PREC_SUM, "%": PREC_MOD, "*": PREC_PRODUCT, "/": PREC_PRODUCT,
+                "^": PREC_POW, **{c: PREC_CMP for c in COMPARISONS}, "and": PREC_LOGIC, "or": PREC_LOGIC}
 
 
 def constant_text(v: Any) -> tuple[str, int]:
@@ -319,6 +374,10 @@ def constant_text(v: Any) -> tuple[str, int]:
         return quote(v), PREC_ATOM
     if isinstance(v, (tuple, list)):
         return "[" + ", ".join(constant_text(x)[0] for x in v) + "]", PREC_ATOM
+    if isinstance(v, Table):
+        return "{" + ", ".join(f"{constant_text(k)[0]}: {constant_text(x)[0]}" for k, x in v.items) + "}", PREC_ATOM
+    if v is None:
+        return "None", PREC_ATOM
     raise ValueError(f"the constant {v!r} ({type(v).__name__}) has no text form")
 
 
@@ -369,8 +428,10 @@ def render(f: Formula, arg_text: Callable[[int], tuple[str, int]],
             prec = _BINARY_PREC[op]
             left_need = prec + 1 if op in COMPARISONS else prec
             return f"{paren(go(args[0]), left_need)} {op} {paren(go(args[1]), prec + 1)}", prec
+        if op == "[]":
+            return f"{paren(go(args[0]), PREC_ATOM)}[{go(args[1])[0]}]", PREC_ATOM
         if op in ("in", "not in"):
-            return f"{paren(go(args[0]), PREC_SUM)} {op} {paren(go(args[1]), PREC_SUM)}", PREC_CMP
+            return f"{paren(go(args[0]), PREC_COND)} {op} {paren(go(args[1]), PREC_COND)}", PREC_IN
         if op == "not":
             return f"not {paren(go(args[0]), PREC_NOT)}", PREC_NOT
         if op == "neg":
@@ -382,7 +443,7 @@ def render(f: Formula, arg_text: Callable[[int], tuple[str, int]],
             return f"{op}({go(args[0])[0]})", PREC_ATOM
         if op == "cond":
             c, t, e = (go(x) for x in args)
-            return f"{paren(t, PREC_OR)} if {paren(c, PREC_OR)} else {paren(e, PREC_COND)}", PREC_COND
+            return f"{paren(t, PREC_LOGIC)} if {paren(c, PREC_LOGIC)} else {paren(e, PREC_LOGIC)}", PREC_COND
         raise ValueError(f"unknown formula operation {op!r}")
 
     return go(f)

@@ -37,13 +37,17 @@ def _lark() -> lark.Lark:
     return lark.Lark(text, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True)
 
 
-KEYWORDS = frozenset({"def", "return", "if", "else", "and", "or", "not", "in", "select",
-                      "True", "False", "true", "false"})
+KEYWORDS = frozenset({"def", "return", "if", "else", "and", "or", "not", "in", "for", "select",
+                      "True", "False", "true", "false", "None"})
 BUILTIN_FUNCTIONS = frozenset({"aggregate", "selector_width", "numerical", "categorical",
-                               "indicator", "round", "abs", "full", "constant"})
+                               "indicator", "round", "abs", "full", "constant", "range", "zip", "len"})
 BUILTIN_VALUES = frozenset({"tokens", "indices", "length",
                             "tokens_str", "tokens_int", "tokens_float", "tokens_bool"})
 RESERVED = KEYWORDS | BUILTIN_FUNCTIONS | BUILTIN_VALUES
+# ``tokens = tokens_int;`` switches the input type, as in the reference interpreter.
+ASSIGNABLE = frozenset({"tokens"})
+# The input types of the reference interpreter: how each ``tokens_*`` reads an input token.
+INPUT_TYPES = {"tokens_str": "str", "tokens_int": "int", "tokens_float": "float", "tokens_bool": "bool"}
 
 _PREDICATES = {"==": core.Comparison.EQ, "!=": core.Comparison.NEQ, "<": core.Comparison.LT,
                ">": core.Comparison.GT, "<=": core.Comparison.LEQ, ">=": core.Comparison.GEQ,
@@ -68,6 +72,13 @@ class Program:
     source: str
     filename: str = "<text>"
     output: core.SOp | None = None
+    input_type: str = "str"
+
+    def convert_input(self, xs) -> list:
+        """``xs`` read as the program's input type (``tokens = tokens_int;`` makes "3" the
+        number 3), the way the reference interpreter reads an input sequence."""
+        convert = {"str": str, "int": int, "float": float, "bool": bool}[self.input_type]
+        return [convert(x) for x in xs]
 
     def __getitem__(self, name: str) -> core.RASPExpr:
         try:
@@ -95,7 +106,11 @@ def parse(text: str, filename: str = "<text>") -> Program:
         tree = _lark().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(exc, text, lines, filename) from None
-    return _Interpreter(text, lines, filename).run(tree)
+    # Two passes: the first counts how often each top-level name is bound (a for loop may
+    # bind it several times), so that the second can label the last binding with the name.
+    counting = _Interpreter(text, lines, filename)
+    counting.run(tree)
+    return _Interpreter(text, lines, filename).run(tree, counting.seen)
 
 
 def load(path) -> Program:
@@ -179,6 +194,16 @@ class _Builtin:
     signature: str
 
 
+@dataclass(eq=False)
+class _Frame:
+    """What the statements being run belong to: a function call (None at top level), the
+    names used only as aggregated sequences there, and the names its return statement reads."""
+
+    function: "_Function | None"
+    aggregate_only: set[str]
+    returned: set[str]
+
+
 class _Scope:
     def __init__(self, parent: "_Scope | None" = None):
         self.vars: dict[str, Any] = {}
@@ -211,7 +236,13 @@ _BUILTINS = {
     "abs": _Builtin("abs", 1, 1, "abs(sequence)"),
     "full": _Builtin("full", 1, 1, "full(constant)"),
     "constant": _Builtin("constant", 1, 1, "constant([values...])"),
+    "range": _Builtin("range", 1, 3, "range([start,] stop[, step])"),
+    "zip": _Builtin("zip", 1, 99, "zip(list, list, ...)"),
+    "len": _Builtin("len", 1, 1, "len(list)"),
 }
+
+
+_NOT_GIVEN = object()  # an aggregate written without a default
 
 
 def _is_const(v: Any) -> bool:
@@ -225,6 +256,10 @@ def _describe(v: Any) -> str:
         return f"the sequence {v.label}"
     if isinstance(v, tuple):
         return "a list"
+    if isinstance(v, fm.Table):
+        return "a dictionary"
+    if v is None:
+        return "None"
     if isinstance(v, _Function):
         return f"the function {v.name}"
     if isinstance(v, _Builtin):
@@ -260,7 +295,9 @@ class _Interpreter:
         self.globals.vars["indices"] = core.indices
         self.globals.vars["length"] = self.length
         self.bound.update({core.tokens.unique_id, core.indices.unique_id, self.length.unique_id})
+        self.input_uses: dict[str, str] = {}  # input type -> the name that reads the input so
         self.scope = _Scope(self.globals)
+        _load_prelude(self)
 
     # -- errors ---------------------------------------------------------------------
     def _pos(self, node) -> tuple[int | None, int | None]:
@@ -292,7 +329,7 @@ class _Interpreter:
 
     def _bind(self, scope: _Scope, name: str, value: Any, label: str | None, node) -> Any:
         """Store ``value`` under ``name``; name it ``label`` if it is a fresh expression."""
-        if name in RESERVED:
+        if name in RESERVED and name not in ASSIGNABLE:
             raise self.error(f"cannot assign to the built-in name {name!r}; choose another name", node)
         if isinstance(value, core.RASPExpr):
             if label is not None and not _has_name(value):
@@ -302,41 +339,113 @@ class _Interpreter:
         return value
 
     # -- program ----------------------------------------------------------------------
-    def run(self, tree: Tree) -> Program:
+    def run(self, tree: Tree, counts: Counter | None = None) -> Program:
+        """Execute the statements. ``counts`` (from a first pass) says how many times each
+        top-level name is bound: the last binding is labelled with the plain name."""
         statements = list(tree.children)
-        assign_counts = Counter(s.children[0].value for s in statements if s.data == "assign")
-        self.reserved_labels = set(assign_counts)
-        seen: Counter = Counter()
-        numerical_names = self._aggregate_only_names(statements)
-        programs: dict[str, core.RASPExpr] = {}
-        last_sop: str | None = None
+        self.counts = counts
+        self.reserved_labels = set(counts) if counts else set()
+        self.seen: Counter = Counter()
+        self.programs: dict[str, core.RASPExpr] = {}
+        self.last_sop: str | None = None
+        self.frame = _Frame(None, self._aggregate_only_names(statements), set())
         for stmt in statements:
+            self._exec(stmt, self.scope)
+        output = self._output(self.programs, self.last_sop)
+        return Program(programs=self.programs, source=self.source, filename=self.filename, output=output,
+                       input_type=self._input_type())
+
+    def _input_type(self) -> str:
+        kinds = sorted(self.input_uses)
+        if len(kinds) > 1:
+            uses = " and ".join(f"{self.input_uses[k]} ({k})" for k in kinds)
+            raise ParseError(f"the program reads the input tokens as two types: {uses}; the compiled model has "
+                             "one input type, so use one tokens_* throughout (e.g. start with 'tokens = tokens_int;')",
+                             filename=self.filename)
+        return kinds[0] if kinds else "str"
+
+    def _exec(self, stmt: Tree, scope: _Scope) -> None:
+        """Run one statement (assignment, expression, def or for loop) in ``scope``."""
+        try:
             if stmt.data == "funcdef":
-                self._define(stmt, self.scope)
-                continue
-            name_tok, expr = stmt.children
-            name = name_tok.value
-            seen[name] += 1
-            try:
-                value = self._prepare_binding(self.value_of(expr, self.scope), name in numerical_names)
-            except RecursionError:
-                raise self.error("this statement is nested too deeply to read (hundreds of operators "
-                                 "or calls in one chain); split it into named steps", stmt) from None
-            label = name if seen[name] == assign_counts[name] else None
+                self._define(stmt, scope)
+            elif stmt.data == "forloop":
+                self._for(stmt, scope)
+            elif stmt.data == "assign":
+                names_tree, exprs_tree = stmt.children
+                values = [self.value_of(e, scope) for e in exprs_tree.children]
+                for name_tok, value in self._unpack(names_tree.children, values, stmt):
+                    self._bind_statement(name_tok, value, scope)
+            elif stmt.data == "exprstmt":  # as in the reference, the value is kept as `out`
+                value = self.value_of(stmt.children[0], scope)
+                self._bind_statement(Token("NAME", "out", line=stmt.meta.line, column=stmt.meta.column), value, scope)
+            else:  # pragma: no cover - grammar and interpreter out of sync
+                raise self.error(f"internal error: no rule for {stmt.data!r}", stmt)
+        except RecursionError:
+            raise self.error("this statement is nested too deeply to read (hundreds of operators "
+                             "or calls in one chain); split it into named steps", stmt) from None
+
+    def _unpack(self, names: list[Token], values: list[Any], node) -> list[tuple[Token, Any]]:
+        """``a, b = x, y;`` and ``a, b = f(...);`` (a list or a multiple return)."""
+        if len(names) == 1:
+            return [(names[0], values[0] if len(values) == 1 else tuple(values))]
+        if len(values) == 1:
+            if not isinstance(values[0], tuple):
+                raise self.error(f"{len(names)} names on the left of '=', but the right side is "
+                                 f"{_describe(values[0])}, not a list of {len(names)} values", node)
+            values = list(values[0])
+        if len(values) != len(names):
+            raise self.error(f"{len(names)} names on the left of '=', but {len(values)} values on the right", node)
+        return list(zip(names, values))
+
+    def _bind_statement(self, name_tok: Token, value: Any, scope: _Scope) -> None:
+        """Bind an assigned value: at top level it becomes a program labelled by its name."""
+        name = name_tok.value
+        frame = self.frame
+        value = self._prepare_binding(value, name in frame.aggregate_only)
+        if frame.function is None and scope is self.scope:
+            self.seen[name] += 1
+            label = name if self.counts is not None and self.seen[name] == self.counts[name] else None
             if isinstance(value, core.RASPExpr) and not _has_name(value):
                 if label is None:
                     label = self._fresh_label(name)
                 else:
                     self.used_labels.add(label)
-            value = self._bind(self.scope, name, value, label, name_tok)
+            value = self._bind(scope, name, value, label, name_tok)
             if isinstance(value, core.RASPExpr):
-                programs[name] = value
+                self.programs[name] = value
                 if isinstance(value, core.SOp):
-                    last_sop = name
+                    self.last_sop = name
             else:
-                programs.pop(name, None)
-        output = self._output(programs, last_sop)
-        return Program(programs=programs, source=self.source, filename=self.filename, output=output)
+                self.programs.pop(name, None)
+            return
+        label = None
+        if (frame.function is not None and isinstance(value, core.RASPExpr) and not _has_name(value)
+                and name not in frame.returned):
+            label = self._fresh_label(f"{frame.function.name}_{name}")
+        self._bind(scope, name, value, label, name_tok)
+
+    def _for(self, node: Tree, scope: _Scope) -> None:
+        """A for loop over a constant list or dictionary, unrolled: the body runs once per
+        element in the same scope (its assignments stay visible after the loop)."""
+        _for, names_tree, _in, iterable_node, *body = node.children
+        iterable = self.value_of(iterable_node, scope)
+        if not isinstance(iterable, (tuple, fm.Table)):
+            raise self.error(f"a for loop runs over a list or dictionary, got {_describe(iterable)}", iterable_node)
+        for item in iterable:
+            self._set_iterators(names_tree.children, item, scope, node)
+            for stmt in body:
+                self._exec(stmt, scope)
+
+    def _set_iterators(self, names: list[Token], item: Any, scope: _Scope, node) -> None:
+        if len(names) == 1:
+            self._bind(scope, names[0].value, item, None, names[0])
+            return
+        if not isinstance(item, tuple) or len(item) != len(names):
+            raise self.error(f"{len(names)} loop names, but the element {_describe(item)} is not a list of "
+                             f"{len(names)} values", node)
+        for tok, v in zip(names, item):
+            self._bind(scope, tok.value, v, None, tok)
 
     def _output(self, programs: dict[str, core.RASPExpr], last_sop: str | None) -> core.SOp | None:
         directive = None
@@ -383,7 +492,8 @@ class _Interpreter:
         """A fresh numeric-valued Map bound to a name used only in aggregates becomes numerical."""
         if (aggregated_only and isinstance(value, (core.Map, core.SequenceMap, core.Full))
                 and not value.is_numerical and not fm.explicitly_categorical(value)
-                and value.unique_id not in self.bound and fm.numeric_valued(value)):
+                and value.unique_id not in self.bound
+                and fm.infer_numerical_aggregate(value, numeric_tokens=self._numeric_tokens())):
             return core.numerical(value)
         return value
 
@@ -415,24 +525,18 @@ class _Interpreter:
         local = _Scope(fn.closure)
         for pname, value in zip(fn.params, args):
             self._bind(local, pname, value, None, node)
-        returned = fn.ret.children[0].value if fn.ret.data == "var" else None
-        numerical_names = self._aggregate_only_names(fn.statements + [fn.ret])
+        returned = {e.children[0].value for e in fn.ret.children if e.data == "var"}
+        outer = self.frame
+        self.frame = _Frame(fn, self._aggregate_only_names(fn.statements + [fn.ret]), returned)
         self.active.append(fn)
         try:
             for stmt in fn.statements:
-                if stmt.data == "funcdef":
-                    self._define(stmt, local)
-                    continue
-                name_tok, expr = stmt.children
-                name = name_tok.value
-                value = self._prepare_binding(self.value_of(expr, local), name in numerical_names)
-                label = None
-                if isinstance(value, core.RASPExpr) and not _has_name(value) and name != returned:
-                    label = self._fresh_label(f"{fn.name}_{name}")
-                self._bind(local, name, value, label, name_tok)
-            return self.value_of(fn.ret, local)
+                self._exec(stmt, local)
+            values = [self.value_of(e, local) for e in fn.ret.children]
+            return values[0] if len(values) == 1 else tuple(values)
         finally:
             self.active.pop()
+            self.frame = outer
 
     # -- expressions ---------------------------------------------------------------------
     def value_of(self, node, scope: _Scope) -> Any:
@@ -481,22 +585,97 @@ class _Interpreter:
         return "".join(out)
 
     def _e_list_lit(self, node, scope):
-        items = []
-        for child in node.children:
-            if child is None:
+        return tuple(self.value_of(child, scope) for child in node.children if child is not None)
+
+    def _e_dict_lit(self, node, scope):
+        table: dict[Any, Any] = {}
+        for pair in node.children:
+            if pair is None:
                 continue
-            v = self.value_of(child, scope)
-            if not _is_const(v):
-                raise self.error(f"a list holds constants only, but this element is {_describe(v)}", child)
-            items.append(v)
-        return tuple(items)
+            key_node, value_node = pair.children
+            table[self._dict_key(self.value_of(key_node, scope), key_node)] = self.value_of(value_node, scope)
+        return fm.Table(tuple(table.items()))
+
+    def _dict_key(self, key: Any, node) -> Any:
+        if not _is_const(key):
+            raise self.error(f"a dictionary key must be a constant (string, number or boolean), got {_describe(key)}",
+                             node)
+        return key
+
+    def _comprehension(self, names_tree: Tree, iterable_node, scope: _Scope, body) -> list:
+        iterable = self.value_of(iterable_node, scope)
+        if not isinstance(iterable, (tuple, fm.Table)):
+            raise self.error(f"a comprehension runs over a list or dictionary, got {_describe(iterable)}",
+                             iterable_node)
+        out = []
+        for item in iterable:
+            inner = _Scope(scope)  # the loop names do not outlive the comprehension
+            self._set_iterators(names_tree.children, item, inner, names_tree)
+            out.append(body(inner))
+        return out
+
+    def _e_list_comp(self, node, scope):
+        value_node, _for, names_tree, _in, iterable_node = node.children
+        return tuple(self._comprehension(names_tree, iterable_node, scope, lambda sc: self.value_of(value_node, sc)))
+
+    def _e_dict_comp(self, node, scope):
+        key_node, value_node, _for, names_tree, _in, iterable_node = node.children
+        pairs = self._comprehension(
+            names_tree, iterable_node, scope,
+            lambda sc: (self._dict_key(self.value_of(key_node, sc), key_node), self.value_of(value_node, sc)))
+        return fm.Table(tuple(dict(pairs).items()))
+
+    def _e_index(self, node, scope):
+        container_node, key_node = node.children
+        container, key = self.value_of(container_node, scope), self.value_of(key_node, scope)
+        if isinstance(container, core.SOp):
+            return self._sop_at(container, key, key_node)
+        if not isinstance(container, (tuple, str, fm.Table)):
+            raise self.error(f"only a list, string, dictionary or sequence can be indexed, got {_describe(container)}",
+                             container_node)
+        if isinstance(key, core.SOp):
+            # LIST[sop] / DICT[sop]: an elementwise table lookup.
+            values = [v for _, v in container.items] if isinstance(container, fm.Table) else list(container)
+            if not all(_is_const(v) for v in values):
+                raise self.error("a list or dictionary indexed by a sequence must hold constants only", container_node)
+            return self.elementwise(Op("[]", (Const(container), Arg(0))), [key])
+        if not _is_const(key):
+            raise self.error(f"an index must be a constant or a sequence, got {_describe(key)}", key_node)
+        try:
+            return fm.lookup(container, key)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise self.error(f"cannot index {_describe(container)} by {key!r}: {exc.args[0]}", key_node) from None
+
+    def _sop_at(self, sop: core.SOp, key: Any, key_node) -> core.SOp:
+        """``sop[i]``: the value at position i (from the end when negative), at every position."""
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise self.error(f"a sequence can only be indexed by an integer constant, got {_describe(key)}", key_node)
+        where: core.SOp = core.Full(key) if key >= 0 else self.elementwise(Op("+", (Arg(0), Const(key))),
+                                                                          [self.length])
+        where = self._categorical_view(where)
+        return self._reference_aggregate(core.Select(core.indices, where, core.Comparison.EQ), sop, None)
 
     def _e_var(self, node, scope):
         tok = node.children[0]
         found, value = scope.lookup(tok.value)
         if not found:
             raise self._undefined(tok, scope)
+        if tok.value in INPUT_TYPES or (tok.value == "tokens" and not self._shadowed("tokens", scope)):
+            # The input as read by tokens_str/_int/...; plain `tokens` is tokens_str until reassigned.
+            kind = INPUT_TYPES.get(tok.value, "str")
+            self.input_uses.setdefault(kind, f"'{tok.value}' on line {tok.line}")
         return value
+
+    def _shadowed(self, name: str, scope: _Scope) -> bool:
+        s: _Scope | None = scope
+        while s is not None and s is not self.globals:
+            if name in s.vars:
+                return True
+            s = s.parent
+        return False
+
+    def _e_none_lit(self, node, scope):
+        return None
 
     def _undefined(self, tok: Token, scope: _Scope) -> ParseError:
         close = difflib.get_close_matches(tok.value, sorted(scope.visible_names()), n=1)
@@ -533,6 +712,9 @@ class _Interpreter:
             sel_side, other = (left, right) if isinstance(left, core.Selector) else (right, left)
             raise self.error(f"'{op}' combines two selectors or two sequences, not {_describe(sel_side)} "
                              f"and {_describe(other)}", op_tok)
+        if not isinstance(left, core.SOp) and not isinstance(right, core.SOp):
+            # Constants (and lists) are combined as Python does, as in the reference: 2 or 3 is 2.
+            return (left and right) if op == "and" else (left or right)
         return self._apply(op, [left, right], [left_node, right_node], op_tok)
 
     def _e_not_op(self, node, scope):
@@ -563,13 +745,22 @@ class _Interpreter:
         left_node, *ops, right_node = node.children
         op = "not in" if len(ops) == 2 else "in"
         left, right = self.value_of(left_node, scope), self.value_of(right_node, scope)
+        if isinstance(right, core.SOp) and _is_const(left):
+            # "a" in tokens: whether some position holds "a" (the same at every position).
+            hits = self._apply("indicator", [self._apply("==", [right, left], [right_node, left_node], ops[0])],
+                               [right_node], ops[0])
+            everything = core.Select(core.tokens, core.tokens, core.Comparison.TRUE)
+            frac = self._build_aggregate(everything, hits, _NOT_GIVEN, numerical=True)
+            return self._apply("<=" if op == "not in" else ">", [frac, 0], [right_node, left_node], ops[0])
         if not isinstance(right, tuple):
-            raise self.error(f"the right side of '{op}' must be a list such as [1, 2], got {_describe(right)}",
-                             right_node)
+            raise self.error(f"the right side of '{op}' must be a list such as [1, 2] (or a sequence, when the left "
+                             f"side is a constant), got {_describe(right)}", right_node)
+        if isinstance(left, core.SOp) and not all(_is_const(v) for v in right):
+            raise self.error(f"'sequence {op} list' needs a list of constants", right_node)
         return self._apply(op, [left, right], [left_node, right_node], ops[0], list_ok=(1,))
 
     def _e_cond(self, node, scope):
-        then_node, cond_node, else_node = node.children
+        then_node, _if, cond_node, _else, else_node = node.children
         then, cond, other = (self.value_of(n, scope) for n in (then_node, cond_node, else_node))
         if _is_const(cond):
             for v, n in ((then, then_node), (other, else_node)):
@@ -700,28 +891,48 @@ class _Interpreter:
                              f"got {_describe(seq)}; use selector_width to count selected positions", nodes[1])
         if not isinstance(seq, core.SOp) and not _is_const(seq):
             raise self.error(f"aggregate: the second argument must be a sequence, got {_describe(seq)}", nodes[1])
-        default = None
+        default: Any = _NOT_GIVEN
         if len(values) == 3:
             default = values[2]
-            if not _is_const(default):
+            if not (_is_const(default) or default is None):
                 raise self.error(f"aggregate: the default must be a constant, got {_describe(default)}", nodes[2])
         if not isinstance(seq, core.SOp):
             seq = core.Full(seq)
+        return self._reference_aggregate(sel, seq, default, numerical)
+
+    def _reference_aggregate(self, sel: core.Selector, seq: core.SOp, default: Any,
+                             numerical: bool | None = None) -> core.SOp:
+        """The reference interpreter's aggregate: the mean of the selected values when they
+        are numbers (one selected value is itself), a copy otherwise; 0 where nothing is
+        selected unless a default is given."""
         if numerical is None:
-            numerical = fm.infer_numerical_aggregate(seq)
+            numerical = fm.infer_numerical_aggregate(seq, numeric_tokens=self._numeric_tokens())
         return self._build_aggregate(sel, seq, default, numerical)
 
+    def _numeric_tokens(self) -> bool:
+        return any(kind in ("int", "float") for kind in self.input_uses)
+
     def _build_aggregate(self, sel: core.Selector, seq: core.SOp, default: Any, numerical: bool) -> core.SOp:
+        implied = default is _NOT_GIVEN
         if numerical:
-            implied = default is None
             agg = core.Aggregate(sel, self._numerical_operand(seq), 0 if implied else default)
             return core.numerical(agg.annotate(dsl_default_implied=implied))
-        return core.Aggregate(sel, seq, default)
+        # A copy of strings where nothing is selected: the reference's 0 would make it refuse
+        # the sequence (strings mixed with a number), so None (tracr's default) stands for it.
+        return core.Aggregate(sel, seq, None if implied else default)
 
     def _numerical_operand(self, seq: core.SOp) -> core.SOp:
         """``seq`` encoded numerically for a mean, without re-encoding a node used elsewhere."""
-        if seq.is_numerical or not isinstance(seq, (core.Map, core.SequenceMap, core.Full)):
+        if seq.is_numerical:
             return seq
+        if not isinstance(seq, (core.Map, core.SequenceMap, core.Full)):
+            # tokens, indices, a width or a copy: its numerical version, once per node (a copy is
+            # read through an identity Map: numerical(copy) would be a different aggregate).
+            key = (seq.unique_id, seq.label, True)
+            if key not in self.siblings:
+                self.siblings[key] = (core.numerical(self.elementwise(Arg(0), [seq])) if isinstance(seq, core.Aggregate)
+                                      else self._encode(seq, None, numerical=True))
+            return self.siblings[key]
         if seq.unique_id not in self.bound:
             return core.numerical(seq)
         key = (seq.unique_id, seq.label, True)
@@ -753,7 +964,7 @@ class _Interpreter:
             raise self.error(f"{fname} needs a sequence, got {_describe(v)}", node)
         if isinstance(v, core.Aggregate) and v.is_numerical != numerical:
             implied = v.annotations.get("dsl_default_implied", False)
-            default = None if (implied and not numerical) else v.default
+            default = _NOT_GIVEN if implied else v.default
             sop = v.sop
             agg = self._build_aggregate(v.selector, sop, default, numerical)
             return agg if numerical else agg.annotate(encoding=target)
@@ -795,6 +1006,49 @@ class _Interpreter:
         if not isinstance(v, tuple):
             raise self.error(f"constant needs a list of values such as [1, 2, 3], got {_describe(v)}", nodes[0])
         return core.ConstantSOp(v)
+
+    def _b_range(self, values, nodes, node):
+        for v, n in zip(values, nodes):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.error(f"range needs integer constants, got {_describe(v)}", n)
+        try:
+            return tuple(range(*values))
+        except ValueError as exc:
+            raise self.error(f"range: {exc}", node) from None
+
+    def _b_zip(self, values, nodes, node):
+        for v, n in zip(values, nodes):
+            if not isinstance(v, tuple):
+                raise self.error(f"zip needs lists, got {_describe(v)}", n)
+        if len({len(v) for v in values}) > 1:
+            raise self.error(f"zip needs lists of the same length, got lengths {[len(v) for v in values]}", node)
+        return tuple(tuple(items) for items in zip(*values))
+
+    def _b_len(self, values, nodes, node):
+        if not isinstance(values[0], tuple):
+            raise self.error(f"len needs a list, got {_describe(values[0])}", nodes[0])
+        return len(values[0])
+
+
+# --------------------------------------------------------------------------- the library
+@functools.cache
+def _prelude_tree() -> Tree:
+    text = resources.files("rasp_compiler.dsl").joinpath("prelude.rasp").read_text(encoding="utf-8")
+    return _lark().parse(text)
+
+
+def _load_prelude(interp: "_Interpreter") -> None:
+    """Define the reference interpreter's library functions (``full_s``, ``count``, ``sort``,
+    ...; see prelude.rasp) in the global scope, where a program may redefine them."""
+    for stmt in _prelude_tree().children:
+        if stmt.data == "funcdef":
+            interp._define(stmt, interp.globals)
+        else:
+            names_tree, exprs_tree = stmt.children
+            (name_tok,), (expr,) = names_tree.children, exprs_tree.children
+            value = interp.value_of(expr, interp.globals).named(name_tok.value)
+            interp.globals.vars[name_tok.value] = value
+            interp.bound.add(value.unique_id)
 
 
 # --------------------------------------------------------------------------- fusion helpers

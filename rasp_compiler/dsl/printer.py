@@ -181,6 +181,8 @@ class _Printer:
     def _ref(self, node: core.RASPExpr) -> tuple[str, int]:
         """Text of a node where it is used: its name, or its expression inline."""
         node = _through_views(node)
+        if _is_leaf(node) and self._encoding_wrapper(node) == "categorical":
+            return f"categorical({self._bare(node)[0]})", fm.PREC_ATOM  # the leaf as marked here
         uid = node.unique_id
         if uid in self.names:
             return self.names[uid], fm.PREC_ATOM
@@ -197,14 +199,15 @@ class _Printer:
 
     def _encoding_wrapper(self, node: core.SOp) -> str | None:
         if _is_leaf(node) and not node.is_numerical:
-            return None
+            # categorical(indices): the parser would average the numbers of a bare leaf.
+            return "categorical" if fm.explicitly_categorical(node) and fm.holds_numbers(node) else None
         inferred = self._inferred_numerical(node)
         if node.is_numerical and not inferred:
             return "numerical"
         if not node.is_numerical and inferred:
             return "categorical"
         if (not node.is_numerical and fm.explicitly_categorical(node)
-                and not isinstance(node, core.Aggregate) and fm.numeric_valued(node)):
+                and not isinstance(node, core.Aggregate) and fm.holds_numbers(node)):
             return "categorical"
         return None
 

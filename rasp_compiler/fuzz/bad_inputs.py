@@ -299,7 +299,7 @@ def _recursion(ctx):
 
 
 def _assign_builtin(ctx):
-    _parse("tokens = indices + 1;\n")
+    _parse("indices = tokens;\n")
 
 
 def _unclosed_def(ctx):
@@ -578,8 +578,8 @@ CASES: tuple[Case, ...] = (
          _bad_predicate, errors.ParseError, ("prog.rasp:1", "unexpected")),
     Case("recursion", "text", "def f(x) { return f(x); }",
          _recursion, errors.ParseError, ("calls itself", "recursion")),
-    Case("assigning a built-in", "text", "tokens = indices + 1;",
-         _assign_builtin, errors.ParseError, ("built-in", "tokens")),
+    Case("assigning a built-in", "text", "indices = tokens;",
+         _assign_builtin, errors.ParseError, ("built-in", "indices")),
     Case("unclosed def", "text", "def f(x) { return x + 1;  (no closing brace)",
          _unclosed_def, errors.ParseError, ("end of file", "'}'")),
     Case("stray character", "text", "tokens $ 2",
