@@ -10,7 +10,7 @@ from rasp_compiler.interp import ground_truth, rotate_residual
 from rasp_compiler.interp.forward import Decomposed
 from rasp_compiler.interp.hooks import (ablate, component_output, feature_subspace, patch_from, patch_residual,
                                         replace_pattern, run_batch_with_cache)
-from rasp_compiler.interp.scoring import roc_auc, score_ranking, tpr_fpr_at_k
+from rasp_compiler.interp.scoring import faithfulness, pr_auc, roc_auc, score_ranking, tpr_fpr_at_k
 from rasp_compiler.lib import LIBRARY
 from rasp_compiler.model.compiled import CompiledModel
 from rasp_compiler.model.config import ModelConfig, ModelLabels
@@ -189,6 +189,22 @@ def test_scoring_metrics():
     assert tpr == pytest.approx(2 / 3) and fpr == pytest.approx(1 / 3)
     s = score_ranking({"a": 1e-9, "b": 1.0}, {"a"}, ["a", "b", "c"], gap=1.0)
     assert s.zero_positives == 1  # below the floor
+
+
+def test_precision_recall_f1_and_pr_auc():
+    scores = {"a": 3.0, "b": 2.0, "c": 0.0, "d": 0.0, "e": 1.0}
+    # thresholds 3 (a: +1 of 2, precision 1), 2 (b: nothing gained), 1 (e: +1, precision 2/3)
+    assert pr_auc(scores, {"a", "e"}, scores) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert pr_auc({"a": 1.0, "b": 1.0}, {"a"}, "ab") == pytest.approx(0.5)  # a tie enters together
+    s = score_ranking(scores, {"a", "e"}, scores, gap=10.0)  # default cut: 10% of the gap = 1.0
+    assert (s.reported, s.precision_t, s.recall_t, s.f1_t) == (3, pytest.approx(2 / 3), 1.0, pytest.approx(0.8))
+    assert s.precision == s.tpr == s.f1 == 0.5  # top-2 = {a, b}
+    assert s.zero_negatives == 2
+    own = score_ranking(scores, {"a", "e"}, scores, gap=10.0, threshold=2.5)  # a method's own cut
+    assert (own.reported, own.precision_t, own.recall_t) == (1, 1.0, 0.5)
+    nothing = score_ranking(scores, {"a", "e"}, scores, gap=100.0)
+    assert nothing.reported == 0 and nothing.f1_t == 0.0
+    assert faithfulness([3.0, 5.0], [4.0, 6.0], [0.0, 2.0]) == pytest.approx(0.75)
 
 
 # --------------------------------------------------------------------------- rotation

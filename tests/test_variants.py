@@ -119,3 +119,29 @@ def test_dense_has_no_axis_aligned_weight_and_the_same_graph(compiled):
 def test_backups_refuse_a_numerical_output(compiled):
     with pytest.raises(VariantError, match="frac_prevs.*numerical"):
         make_variant(compiled("frac_prevs"), "backups")
+
+
+def test_testbed_scores_variants_with_precision_and_faithfulness(compiled):
+    """On a distractor variant every method gives some non-circuit component a non-zero
+    score, and the true circuit alone restores the whole metric while any strict part of
+    it restores less."""
+    from rasp_compiler.interp.testbed import _Faithfulness, evaluate
+    from rasp_compiler.interp.forward import Decomposed
+    from rasp_compiler.interp.methods import component_deltas
+
+    model = compiled("sort")
+    v = make_variant(model, "distractors", seed=0)
+    res = evaluate(v.model, "sort", targets=[model.config.output], n_pairs=8, gt=v.truth)
+    out = res.output()
+    assert out.truth_faithfulness["node"] == pytest.approx(1.0, abs=1e-4)
+    assert out.truth_faithfulness["edge"] == pytest.approx(1.0, abs=1e-4)
+    negatives = [n for n in v.truth.scored if n not in out.circuit_nodes]
+    for name, raw in out.scores.items():
+        keys = negatives if raw.level == "node" else [e for e in raw.keys if e not in out.circuit_edges]
+        assert max(raw.score[k] for k in keys) > 1e-3 * float(out.pairs.gap.mean()), name
+    s = out.node["structural"]["patching"]
+    assert s.auc == 1.0 and s.faithfulness == pytest.approx(1.0, abs=1e-4) and 0 < s.n_pos < s.n_pos + s.n_neg
+    assert out.edge["structural"]["eap"].auc < 0.9  # saturated MLPs hide true edges from gradients
+    faith = _Faithfulness(Decomposed(v.model), out.pairs, component_deltas(Decomposed(v.model), out.pairs)[2])
+    assert faith.nodes([]) < 0.5  # only the embedding clean
+    assert faith.nodes(out.circuit_nodes[1:]) < 0.99

@@ -15,6 +15,13 @@ Two views of the truth are scored:
   corrupted on some pair (the members a two-input method could possibly find);
   inactive members are left out of the ranking rather than counted as misses.
 
+Each method's ranking gets every figure of :mod:`rasp_compiler.interp.scoring`, plus the
+faithfulness of the circuit it would report (its top-k, k = the true size, and its
+keys above threshold): the metric with only those nodes (or edges) left clean and every
+other one resampled from the pair's corrupted input, over the full model's. The true
+circuit's own faithfulness (``TargetResult.truth_faithfulness``) is the yardstick: 1 for
+an exact variant whose truth is right.
+
 The node view of the output is usually degenerate (every component of a compiled
 program feeds its output, so there are no negatives); intermediate targets and edges
 are what separate the methods.
@@ -22,6 +29,7 @@ are what separate the methods.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -31,7 +39,7 @@ from rasp_compiler.interp.forward import Decomposed
 from rasp_compiler.interp.ground_truth import GroundTruth, ground_truth
 from rasp_compiler.interp.methods import EDGE_PARTNER, Scores, component_deltas, edge_keys, method
 from rasp_compiler.interp.pairs import Pairs, make_pairs
-from rasp_compiler.interp.scoring import Score, score_ranking
+from rasp_compiler.interp.scoring import Score, faithfulness, reported, score_ranking, top_k
 
 
 @dataclass
@@ -47,6 +55,7 @@ class TargetResult:
     same_length: bool = True  # False: only pairs of different lengths change this target
     node: dict[str, dict[str, Score]] = field(default_factory=dict)  # view -> method -> Score
     edge: dict[str, dict[str, Score]] = field(default_factory=dict)
+    truth_faithfulness: dict[str, float] = field(default_factory=dict)  # "node"/"edge" -> of the true circuit
 
 
 @dataclass
@@ -110,6 +119,44 @@ def _active(delta: dict, nodes, edges, edge_dims, features, gap: float) -> tuple
     return [n for n in nodes if n in reach], [e for e in act_edges if e[0] in reach]
 
 
+class _Faithfulness:
+    """The metric with only a node set (or edge set) clean and every other one resampled
+    from the pair's corrupted run (node: its output; edge: its contribution to one
+    receiver's input), over the full model's (:func:`rasp_compiler.interp.scoring.faithfulness`)."""
+
+    def __init__(self, dec: Decomposed, pairs: Pairs, delta: dict):
+        self.dec, self.pairs, self.delta = dec, pairs, delta
+        self.clean = pairs.metric(self._run(pairs.clean))
+        self.corrupt = pairs.metric(self._run(pairs.corrupt))
+
+    def _run(self, ids, **kw):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.dec.run(ids, xp=np, **kw)
+
+    def nodes(self, keep) -> float:
+        keep = set(keep) | {"embed"}
+        od = {n: d for n, d in self.delta.items() if n not in keep}
+        return faithfulness(self.pairs.metric(self._run(self.pairs.clean, out_delta=od)), self.clean, self.corrupt)
+
+    def edges(self, keep, candidates) -> float:
+        keep = set(keep)
+        idl: dict = {}
+        for s, r in candidates:
+            if (s, r) not in keep:
+                idl[r] = idl.get(r, 0) + self.delta[s]
+        return faithfulness(self.pairs.metric(self._run(self.pairs.clean, in_delta=idl)), self.clean, self.corrupt)
+
+
+def _score(raw: Scores, positives, candidates, gap: float, faith: _Faithfulness) -> Score:
+    """``score_ranking`` plus the faithfulness of the method's top-k and reported sets."""
+    sc = score_ranking(raw.score, positives, candidates, gap, threshold=getattr(raw, "threshold", None))
+    k = len([c for c in candidates if c in set(positives)])
+    measure = faith.nodes if raw.level == "node" else (lambda keep: faith.edges(keep, candidates))
+    return dataclasses.replace(sc, faithfulness=measure(top_k(raw.score, candidates, k)),
+                               faithfulness_t=measure(reported(raw.score, candidates, gap,
+                                                               getattr(raw, "threshold", None))))
+
+
 def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_length: bool = True,
              targets: list[str] | None = None, edges: str | bool = "output", gt: GroundTruth | None = None,
              methods=("patching", "atp", "atp_qk", "atp_star")) -> ModelResult:
@@ -163,14 +210,17 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
         res = TargetResult(target, target == model.config.output, pairs, c_nodes, c_edges, act_nodes, act_edges, raw,
                            same_length=same_length and not mixed)
         gap = float(pairs.gap.mean())
+        faith = _Faithfulness(dec, pairs, delta)
+        res.truth_faithfulness["node"] = faith.nodes(c_nodes)
+        if all_edges:
+            res.truth_faithfulness["edge"] = faith.edges(c_edges, all_edges)
         for view, pos_n, pos_e in (("structural", c_nodes, c_edges), ("active", act_nodes, act_edges)):
             ignore_n = set(c_nodes) - set(pos_n)
             ignore_e = set(c_edges) - set(pos_e)
             cand_n = [n for n in scored if n not in ignore_n]
             cand_e = [e for e in all_edges if e not in ignore_e]
-            res.node[view] = {m: score_ranking(s.score, pos_n, cand_n, gap) for m, s in raw.items() if s.level == "node"}
+            res.node[view] = {m: _score(s, pos_n, cand_n, gap, faith) for m, s in raw.items() if s.level == "node"}
             if all_edges:
-                res.edge[view] = {m: score_ranking(s.score, pos_e, cand_e, gap)
-                                  for m, s in raw.items() if s.level == "edge"}
+                res.edge[view] = {m: _score(s, pos_e, cand_e, gap, faith) for m, s in raw.items() if s.level == "edge"}
         results.append(res)
     return ModelResult(name or model.config.output, gt, results, skipped)
