@@ -11,7 +11,8 @@ For every program in ``rasp_compiler.lib.LIBRARY`` (its vocabulary, max_seq_len 
 3. add Gaussian weight noise to the rotated model and measure the accuracy cost.
 
 Prints the tables and writes docs/testbed.md (``--no-write`` to skip, ``--quick`` for
-four programs). Runs in about three minutes on two CPU cores.
+four programs), keeping the section ``benchmarks/testbed_variants.py`` writes between
+its markers (the methods x variants sweep). Runs in about three minutes on two CPU cores.
 
 Run: python benchmarks/interp_methods.py
 """
@@ -253,9 +254,43 @@ it carries and whose receiver's output changes, and the nodes on such paths). In
 — e.g. `reverse`'s length chain when both inputs have the same length — are left out of the
 ranking instead of counted as misses: no method comparing two inputs can see them.
 
+Beside ROC AUC every ranking gets PR AUC (average precision), precision/recall/F1 at the true
+circuit size (equal to each other at k = size), precision/recall/F1 at the method's own
+threshold (its `Scores.threshold` if it has one, e.g. ACDC; otherwise score ≥ 10% of the mean
+metric gap), and **faithfulness**: the metric with only the reported nodes (or edges) left
+clean and everything else resampled from the pair's corrupted input, over the full model's
+(`TargetResult.truth_faithfulness` is the true circuit's own: 1 on every exact variant).
+
 The node view of the *output* has no negatives in a compiled program (every component feeds
 the output), so node AUCs are means over the intermediate targets; edges of the output
 target separate the methods.
+
+## Variants (`interp.variants`)
+
+A compiled model is too clean to rank methods: every component outside the circuit is silent,
+so every method scores every negative exactly 0 and ROC AUC only measures recall.
+`make_variant(model, kind, seed=...)` returns a model of the same type, its own truth and its
+measured exactness (`v.model`, `v.truth`, `v.exactness.accuracy`):
+
+* **distractors**: per layer a pair of heads and a pair of MLP blocks that read real task
+  features (random query/key/value or input weights over features already written), are
+  active on real inputs, and write opposite vectors into the output's directions. Each member
+  alone moves the logits (up to half the decoding margin: never the decoded output), the pair
+  adds nothing. Labelled `distractor:<nodes read>#k`; outside every circuit.
+* **backups**: a second identical copy of each component writing the output (`backup:<node>`);
+  argmax decoding gives the same answer with either copy ablated, only ablating both changes
+  it. Both in the circuit. Refused for numerical outputs (`VariantError`).
+* **dense**: the distractors variant with a random orthogonal residual basis, random orthogonal
+  bases inside every head (Q/K together, O/V together) and random positive neuron scales: no
+  weight is axis-aligned with a feature. (`distractors=False`: the compiled model rotated; it
+  scores exactly like the compiled one, since the methods are basis-free.)
+* **noise**: Gaussian weight noise at a stated scale (truth: the clean model's); **trained**:
+  trained from scratch with strict interchange-intervention training (`variants/trained.py`).
+
+`tests/test_variants.py` checks every variant of every library program: exact on every
+input up to length 4, and its truth by zero-ablation (nothing outside the circuit changes a
+decoded output, alone or all distractors together; everything inside does, a backed-up
+component together with its copy).
 """
 
 DOC_FINDINGS = """
@@ -288,6 +323,15 @@ DOC_FINDINGS = """
   methods' rankings can *improve* on a noisy model (tiny but correctly ordered gradients leak
   through).
 """
+
+
+def variants_section(doc: Path) -> str:
+    """The section benchmarks/testbed_variants.py wrote (kept as it is), or where it goes."""
+    begin, end = "<!-- testbed_variants:begin -->", "<!-- testbed_variants:end -->"
+    text = doc.read_text() if doc.exists() else ""
+    kept = text[text.index(begin):text.index(end) + len(end)] if begin in text and end in text else \
+        f"{begin}\n(run `python benchmarks/testbed_variants.py`)\n{end}"
+    return "\n## Variants: methods against realistic ground truths\n\n" + kept + "\n"
 
 
 def main() -> None:
@@ -384,7 +428,7 @@ Edge-level ROC AUC (active circuit, output target) of the clean model → the ro
 noise 1e-3 (ground truth: the clean rotated model's):
 
 {parts['noise_methods']}
-""" + DOC_FINDINGS + """
+""" + DOC_FINDINGS + variants_section(Path(args.out)) + """
 ## TransformerLens
 
 `rasp_compiler.interp.transformer_lens.to_hooked_transformer(model)` returns a
@@ -396,7 +440,8 @@ the real tokens (no PAD). Tests check logits (atol 1e-4), decoded outputs on eve
 length 4, and cache activations. Needs the optional extra with **transformer-lens < 4**
 (`HookedTransformer` was removed in 4.0): `pip install torch==2.13.0 'transformer-lens<4'`.
 """
-    Path(args.out).write_text(doc)
+    from rasp_compiler.export.safetensors_file import atomic_write
+    atomic_write(Path(args.out), doc.encode())
     print("wrote", args.out)
 
 

@@ -1,0 +1,297 @@
+"""Every method x every library program x every variant x seeds: can the testbed rank methods?
+
+For each program of ``rasp_compiler.lib.LIBRARY`` (max_seq_len 5), each variant kind
+present (``rasp_compiler.interp.variants.available()``) and each seed: build the variant
+(its exactness measured), run every registered method on the output target
+(``rasp_compiler.interp.testbed.evaluate`` against the variant's own truth) and record,
+per method, node- and edge-level ROC AUC, PR AUC, F1 at the true circuit size and at the
+method's threshold, the faithfulness of the circuit it reports, and how many non-circuit
+components (edges) it scored above zero.
+
+Writes every record to ``benchmarks/results/testbed_variants.json``, the figure
+``docs/figures/testbed_variants.png`` (methods x variants) and the section of
+``docs/testbed.md`` between its ``testbed_variants`` markers (``--no-write`` to skip).
+``--quick`` (two programs, one seed, few pairs) is what the test suite runs.
+
+Run: nice -n 10 python benchmarks/testbed_variants.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rasp_compiler import compile_rasp_to_model  # noqa: E402
+from rasp_compiler.export.safetensors_file import atomic_write  # noqa: E402
+from rasp_compiler.interp.testbed import evaluate  # noqa: E402
+from rasp_compiler.interp.variants import available, make_variant  # noqa: E402
+from rasp_compiler.lib import LIBRARY  # noqa: E402
+
+BEGIN, END = "<!-- testbed_variants:begin -->", "<!-- testbed_variants:end -->"
+KIND_ORDER = ("compiled", "distractors", "backups", "dense", "noise", "trained")
+SETTINGS = {"noise": {"scale": 1e-3}}  # per kind, as given to make_variant
+HARD = ("distractors", "backups", "dense", "trained")  # the variants the ranking is stated over
+QUICK_PROGRAMS = ("hist", "sort")
+
+
+def all_methods() -> tuple[str, ...]:
+    try:
+        from rasp_compiler.interp.methods import METHODS
+        return tuple(METHODS)
+    except ImportError:  # before the registry: the four node methods (their edge versions come along)
+        return ("patching", "atp", "atp_qk", "atp_star")
+
+
+def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods) -> list[dict]:
+    """The records of one (program, variant, seed): one per method and level."""
+    t0 = time.time()
+    v = make_variant(model, kind, seed=seed, **SETTINGS.get(kind, {}))
+    built = time.time() - t0
+    res = evaluate(v.model, name, n_pairs=n_pairs, seed=seed, targets=[model.config.output], gt=v.truth,
+                   methods=methods)
+    out = res.output()
+    base = {"program": name, "variant": kind, "seed": seed, "accuracy": v.exactness.accuracy,
+            "checked": v.exactness.checked_inputs, "components": len(v.truth.scored),
+            "build_s": round(built, 2), "eval_s": round(time.time() - t0 - built, 2)}
+    if out is None:
+        return [{**base, "level": "-", "method": "-"}]
+    rows = []
+    for level in ("node", "edge"):
+        for method, s in getattr(out, level).get("active", {}).items():
+            raw = out.scores[method].score
+            floor = 1e-4 * float(out.pairs.gap.mean())
+            positives = set(out.circuit_nodes if level == "node" else out.circuit_edges)
+            neg_keys = [k for k in raw if k not in positives and (level == "edge" or k in v.truth.scored)]
+            rows.append({**base, "level": level, "method": method, **s.as_row(),
+                         "truth_faithfulness": out.truth_faithfulness.get(level, math.nan),
+                         "nonzero_neg": int(sum(raw[k] > floor for k in neg_keys)), "all_neg": len(neg_keys),
+                         "max_neg_over_gap": float(max((raw[k] for k in neg_keys), default=0.0)
+                                                   / float(out.pairs.gap.mean()))})
+    return rows
+
+
+def sweep(names, kinds, seeds, n_pairs: int, methods, log=print) -> tuple[list[dict], list[dict]]:
+    rows, failures = [], []
+    for name in names:
+        e = LIBRARY[name]
+        model = compile_rasp_to_model(e.build(), e.vocab, e.max_seq_len)
+        for kind in kinds:
+            for seed in seeds:
+                t0 = time.time()
+                try:
+                    got = run_one(model, name, kind, seed, n_pairs, methods)
+                except Exception as ex:  # a variant that does not apply to this program: recorded, not hidden
+                    failures.append({"program": name, "variant": kind, "seed": seed,
+                                     "error": f"{type(ex).__name__}: {ex}"[:300]})
+                    log(f"  {name:16s} {kind:12s} seed {seed}: n/a ({type(ex).__name__}: {str(ex)[:90]})")
+                    break
+                rows += got
+                log(f"  {name:16s} {kind:12s} seed {seed}: {time.time() - t0:5.1f}s "
+                    f"accuracy {got[0]['accuracy']:.3f}")
+    return rows, failures
+
+
+# --------------------------------------------------------------------------- summaries
+def _mean(vals) -> float:
+    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def fmt(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def table(header, rows) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def grid(rows, level: str, field: str, kinds, methods) -> dict:
+    """(method, kind) -> mean of ``field`` over programs and seeds."""
+    acc = defaultdict(list)
+    for r in rows:
+        if r["level"] == level:
+            acc[(r["method"], r["variant"])].append(r[field])
+    return {(m, k): _mean(acc[(m, k)]) for m in methods for k in kinds}
+
+
+def methods_of(rows, level: str) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in rows if r["level"] == level))
+
+
+def kinds_of(rows) -> list[str]:
+    present = {r["variant"] for r in rows}
+    return [k for k in KIND_ORDER if k in present]
+
+
+def figure(rows, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = kinds_of(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.3 * len(kinds), 0.9 + 0.42 * max(
+        len(methods_of(rows, "node")), len(methods_of(rows, "edge")))), squeeze=False)
+    for ax, level in zip(axes[0], ("node", "edge")):
+        ms = methods_of(rows, level)
+        g = grid(rows, level, "auc", kinds, ms)
+        a = np.array([[g[(m, k)] for k in kinds] for m in ms])
+        im = ax.imshow(a, vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(kinds)), kinds, rotation=30, ha="right")
+        ax.set_yticks(range(len(ms)), ms)
+        for i in range(len(ms)):
+            for j in range(len(kinds)):
+                ax.text(j, i, fmt(a[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if not np.isnan(a[i, j]) and a[i, j] < 0.8 else "black")
+        ax.set_title(f"{level}-level ROC AUC (output target)")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle("python benchmarks/testbed_variants.py", fontsize=8, y=0.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+def findings(rows) -> list[str]:
+    """The acceptance questions, answered from the table (numbers, no adjectives)."""
+    kinds = kinds_of(rows)
+    out = []
+    for level in ("node", "edge"):
+        for kind in [k for k in ("distractors", "dense", "trained") if k in kinds]:
+            parts = []
+            for m in methods_of(rows, level):
+                sel = [r for r in rows if r["level"] == level and r["method"] == m and r["variant"] == kind]
+                nz, tot = sum(r["nonzero_neg"] for r in sel), sum(r["all_neg"] for r in sel)
+                parts.append(f"{m} {nz}/{tot}")
+            out.append(f"* {kind}, {level} level — non-circuit {'components' if level == 'node' else 'edges'} "
+                       f"scored above the floor: " + ", ".join(parts) + ".")
+    g = grid(rows, "edge", "auc", kinds, methods_of(rows, "edge"))
+    low = sorted(((v, m, k) for (m, k), v in g.items() if not math.isnan(v) and v < 0.9))
+    out.append("* Mean edge ROC AUC below 0.9: " + (", ".join(f"{m} on {k} ({v:.2f})" for v, m, k in low)
+                                                    if low else "none") + ".")
+    for level in ("edge", "node"):
+        hard = [k for k in HARD if k in kinds]
+        ms = methods_of(rows, level)
+        score = {m: _mean([r["auc"] for r in rows if r["level"] == level and r["method"] == m
+                           and r["variant"] in hard]) for m in ms}
+        f1 = {m: _mean([r["f1_t"] for r in rows if r["level"] == level and r["method"] == m
+                        and r["variant"] in hard]) for m in ms}
+        ranked = sorted((m for m in ms if not math.isnan(score[m])), key=lambda m: -score[m])
+        out.append(f"* Ranking by mean {level} ROC AUC over {', '.join(hard)}: " + " > ".join(
+            f"{m} ({score[m]:.3f}; F1 at threshold {fmt(f1[m])})" for m in ranked) + ".")
+    return out
+
+
+def render(rows, failures, meta: dict) -> str:
+    kinds = kinds_of(rows)
+    parts = [BEGIN, "", f"From `{meta['command']}` ({meta['programs']} programs, variants "
+             f"{', '.join(kinds)}, seeds {meta['seeds']}, {meta['pairs']} pairs, output target; "
+             f"{meta['seconds']:.0f} s on {os.cpu_count()} CPU cores, Python {platform.python_version()}). "
+             "Every record (per seed): `benchmarks/results/testbed_variants.json`.", ""]
+    # variants
+    vrows = []
+    for k in kinds:
+        sel = {(r["program"], r["seed"]): r for r in rows if r["variant"] == k}
+        accs = [r["accuracy"] for r in sel.values()]
+        tf = [r["truth_faithfulness"] for r in rows if r["variant"] == k and r["level"] == "edge"]
+        na = sorted({f["program"] for f in failures if f["variant"] == k})
+        vrows.append([k, str(len({p for p, _ in sel})), fmt(_mean(accs)), fmt(min(accs) if accs else math.nan),
+                      fmt(_mean([r["components"] for r in sel.values()])), fmt(_mean(tf)),
+                      ", ".join(na) if na else "–"])
+    parts += ["### Variants", "", table(["variant", "programs", "mean accuracy", "min accuracy",
+                                         "heads+MLP blocks", "truth faithfulness (edges)", "not applicable"],
+                                        vrows), ""]
+    parts += ["![methods x variants](figures/testbed_variants.png)", ""]
+    for level in ("edge", "node"):
+        ms = methods_of(rows, level)
+        for field, title in (("auc", "ROC AUC"), ("pr_auc", "PR AUC"), ("f1", "F1 at the true size"),
+                             ("f1_t", "F1 at the method's threshold"), ("faithfulness", "faithfulness of its top-k")):
+            g = grid(rows, level, field, kinds, ms)
+            parts += [f"#### {level.capitalize()} level: {title}, mean over programs and seeds", "",
+                      table(["method"] + kinds, [[m] + [fmt(g[(m, k)]) for k in kinds] for m in ms]), ""]
+    parts += ["### What the table shows", "", *findings(rows), ""]
+    # the full table: per program and variant, mean over seeds
+    ms = methods_of(rows, "edge")
+    full = []
+    for name in dict.fromkeys(r["program"] for r in rows):
+        for k in kinds:
+            sel = [r for r in rows if r["program"] == name and r["variant"] == k and r["level"] == "edge"]
+            if not sel:
+                continue
+            full.append([name, k, fmt(_mean([r["accuracy"] for r in sel]))] +
+                        [fmt(_mean([r["auc"] for r in sel if r["method"] == m])) for m in ms])
+    parts += ["<details><summary>Edge ROC AUC per program and variant (mean over seeds)</summary>", "",
+              table(["program", "variant", "accuracy"] + ms, full), "", "</details>", ""]
+    if failures:
+        parts += ["Not built (the variant refuses the program):", ""]
+        seen = set()
+        for f in failures:
+            key = (f["variant"], f["error"])
+            if key not in seen:
+                seen.add(key)
+                parts.append(f"* {f['variant']} / {f['program']}: {f['error']}")
+        parts.append("")
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def write_section(doc: Path, section: str) -> None:
+    """Replace the marked section of ``doc`` (appended when the markers are missing), atomically."""
+    text = doc.read_text() if doc.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n## Variants: methods against realistic ground truths\n\n" + section + "\n"
+    atomic_write(doc, text.encode())
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_PROGRAMS)}; one seed; 4 pairs")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--programs", nargs="*")
+    ap.add_argument("--kinds", nargs="*", help="variant kinds (default: every available one)")
+    ap.add_argument("--methods", nargs="*", help="method names (default: every registered one)")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "testbed.md")
+    ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "testbed_variants.png")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "testbed_variants.json")
+    args = ap.parse_args(argv)
+    names = args.programs or (list(QUICK_PROGRAMS) if args.quick else list(LIBRARY))
+    seeds = list(range(1 if args.quick else args.seeds))
+    pairs = 4 if args.quick else args.pairs
+    kinds = args.kinds or [k for k in KIND_ORDER if k in available()]
+    methods = tuple(args.methods or all_methods())
+    print(f"{len(names)} programs x {kinds} x seeds {seeds}; methods {', '.join(methods)}", flush=True)
+    t0 = time.time()
+    rows, failures = sweep(names, kinds, seeds, pairs, methods, log=lambda s: print(s, flush=True))
+    meta = {"command": "python benchmarks/testbed_variants.py" + (" --quick" if args.quick else ""),
+            "programs": len(names), "seeds": len(seeds), "pairs": pairs, "seconds": time.time() - t0}
+    section = render(rows, failures, meta)
+    print(section)
+    if not args.no_write:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(args.json, json.dumps({"meta": meta, "rows": rows, "failures": failures}, indent=1,
+                                           default=float).encode())
+        figure(rows, args.figure)
+        write_section(args.doc, section)
+        print("wrote", args.doc, args.figure, args.json)
+    return {"rows": rows, "failures": failures, "section": section}
+
+
+if __name__ == "__main__":
+    main()
