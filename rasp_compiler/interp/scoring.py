@@ -66,6 +66,7 @@ class Score:
 
     def as_row(self) -> dict:
         return {"auc": self.auc, "pr_auc": self.pr_auc, "precision": self.precision, "recall": self.tpr,
+                "tpr": self.tpr,
                 "f1": self.f1, "fpr": self.fpr, "precision_t": self.precision_t, "recall_t": self.recall_t,
                 "f1_t": self.f1_t, "reported": self.reported, "faithfulness": self.faithfulness,
                 "faithfulness_t": self.faithfulness_t, "pos": self.n_pos, "neg": self.n_neg,
