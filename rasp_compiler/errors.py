@@ -13,7 +13,7 @@ class RaspTypeError(RaspCompilerError, TypeError):
     """A RASP expression was built from the wrong kind of parts (e.g. Select over a selector)."""
 
 
-class EvaluationError(RaspCompilerError):
+class EvaluationError(RaspCompilerError, ValueError):
     """`rasp.evaluate` could not evaluate a program on an input (names the SOp involved)."""
 
 
@@ -25,7 +25,7 @@ class InputError(RaspCompilerError, ValueError):
     """An input sequence is not valid for a program or model (token, length, BOS)."""
 
 
-class UnsupportedProgramError(RaspCompilerError):
+class UnsupportedProgramError(RaspCompilerError, NotImplementedError):
     """A program cannot be compiled; raised before any weight is built."""
 
 

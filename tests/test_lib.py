@@ -293,7 +293,8 @@ def test_detect_pattern_variants(pattern):
     for xs in all_inputs(vocab, 5):
         got = rasp.evaluate(program, xs)
         assert got == reference.detect_pattern(xs, pattern), xs
-        assert all(type(v) is bool for v in got)
+        assert all(type(v) is bool for v in got[len(pattern) - 1:])
+        assert got[:len(pattern) - 1] == [None] * min(len(xs), len(pattern) - 1)  # as tracr
     assert detect_pattern is make_detect_pattern
     with pytest.raises(ValueError):
         make_detect_pattern(rasp.tokens, "")

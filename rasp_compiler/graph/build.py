@@ -65,9 +65,8 @@ class _Builder:
 
     def _register(self, sop: core.SOp, label: str | None = None) -> str:
         label = label or sop.label
-        if label in self.nodes:
-            raise UnsupportedProgramError(
-                f"two different SOps are both named {label!r}; rename one of them with .named(...)")
+        if label in self.nodes:  # another SOp has this name: as tracr, both compile (told apart by id)
+            label = f"{label}_{sop.unique_id}"
         self.label_of[sop.unique_id] = label
         self.encoding_of[sop.unique_id] = sop.encoding
         return label

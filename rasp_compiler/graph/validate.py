@@ -70,14 +70,63 @@ def _need_numeric_values(label: str, values, what: str) -> None:
 
 
 def _check_causal(node, n: int) -> None:
-    for t in node.terms:
-        if t.key == "indices" and t.query == "indices":
-            if all(not t.predicate(k, q) for q in range(n) for k in range(q + 1, n)):
-                return
+    """Refuse a head that can select a key position after its query position.
+
+    Exact where it can be: a Select whose keys and queries are both functions of
+    position only (Maps of ``indices``/``Full``) is evaluated on every (key, query)
+    position pair below ``n``; anything that reads tokens may select any position.
+    And/Or/Not combine these bounds, so ``Select(tokens, tokens, EQ) & Select(indices,
+    indices, LEQ)`` and a previous-token head ``Select(indices, indices - 1, EQ)`` pass.
+    """
+    may = _may_select(node.expr.selector, n)
+    if not any(may[q][k] for q in range(n) for k in range(q + 1, n)):
+        return
     raise CausalityError(
         f"{node.op} {node.label} can select key positions after the query position, so with causal=True "
         "its output would depend on later tokens; restrict its selector to the past, e.g. "
         "SelectorAnd(selector, Select(indices, indices, LEQ)), or compile with causal=False")
+
+
+def _may_select(sel: core.Selector, n: int) -> list[list[bool]]:
+    """[query][key]: False only where ``sel`` selects nothing on every input of length <= n."""
+    if isinstance(sel, core.Select):
+        keys, queries = _positional_values(sel.keys, n), _positional_values(sel.queries, n)
+        if keys is not None and queries is not None:
+            try:
+                return [[bool(sel.predicate(k, q)) for k in keys] for q in queries]
+            except Exception:  # noqa: BLE001 — the predicate failed on a value: assume the worst
+                pass
+    elif isinstance(sel, core.SelectorAnd):
+        a, b = _may_select(sel.fst, n), _may_select(sel.snd, n)
+        return [[x and y for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
+    elif isinstance(sel, core.SelectorOr):
+        a, b = _may_select(sel.fst, n), _may_select(sel.snd, n)
+        return [[x or y for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
+    elif isinstance(sel, core.SelectorNot) and isinstance(sel.inner, core.Select):
+        keys, queries = _positional_values(sel.inner.keys, n), _positional_values(sel.inner.queries, n)
+        if keys is not None and queries is not None:
+            inner = _may_select(sel.inner, n)  # exact here, so its complement is exact too
+            return [[not x for x in row] for row in inner]
+    return [[True] * n for _ in range(n)]
+
+
+def _positional_values(sop: core.SOp, n: int) -> list | None:
+    """The values of ``sop`` at positions 0..n-1 when they depend on the position alone, else None."""
+    stack, seen = [sop], set()
+    while stack:
+        e = stack.pop()
+        if e.unique_id in seen:
+            continue
+        seen.add(e.unique_id)
+        if isinstance(e, (core.IndicesType, core.Full)):
+            continue
+        if not isinstance(e, (core.Map, core.SequenceMap)):
+            return None
+        stack.extend(e.children)
+    try:
+        return evaluate(sop, [None] * n)
+    except Exception:  # noqa: BLE001 — a function failed on some position: not decidable here
+        return None
 
 
 def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: int, lim: Limits) -> None:
@@ -105,7 +154,7 @@ def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: 
     for length in range(1, n + 1):  # every input: causal prefixes are inputs too
         for xs in itertools.product(tokens, repeat=length):
             try:
-                evaluate(pg.nodes[pg.output].expr, list(xs))
+                evaluate(pg.nodes[pg.output].expr, list(xs), strict=True)
             except AggregateError as exc:
                 raise UnsupportedProgramError(
                     f"{exc} (on input {list(xs)!r}); it cannot be compiled to a head that copies one value"

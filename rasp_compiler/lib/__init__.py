@@ -23,16 +23,17 @@ from typing import Callable
 
 from rasp_compiler.lib import reference
 from rasp_compiler.lib.programs import (
-    length, make_count, make_detect_pattern, make_dyck, make_first_occurrence, make_frac_prevs,
-    make_hist, make_length, make_pair_balance, make_reverse, make_running_max, make_running_min,
-    make_shift_by, make_shuffle_dyck, make_shuffle_dyck2, make_sort, make_sort_freq,
-    make_sort_unique, detect_pattern, shift_by,
+    length, make_count, make_count_less_freq, make_detect_pattern, make_dyck, make_first_occurrence,
+    make_frac_prevs, make_hist, make_induction_head, make_length, make_nary_sequencemap, make_pair_balance,
+    make_reverse, make_running_max, make_running_min, make_shift_by, make_shuffle_dyck, make_shuffle_dyck2,
+    make_sort, make_sort_freq, make_sort_unique, detect_pattern, shift_by,
 )
 from rasp_compiler.rasp import core as rasp
 
 __all__ = [
-    "LIBRARY", "LibraryProgram", "reference", "length", "make_count", "make_detect_pattern",
-    "make_dyck", "make_first_occurrence", "make_frac_prevs", "make_hist", "make_length",
+    "LIBRARY", "LibraryProgram", "reference", "length", "make_count", "make_count_less_freq", "make_detect_pattern",
+    "make_nary_sequencemap",
+    "make_dyck", "make_first_occurrence", "make_frac_prevs", "make_hist", "make_induction_head", "make_length",
     "make_pair_balance", "make_reverse", "make_running_max", "make_running_min", "make_shift_by",
     "make_shuffle_dyck", "make_shuffle_dyck2", "make_sort", "make_sort_freq", "make_sort_unique",
     "detect_pattern", "shift_by",
@@ -100,6 +101,9 @@ LIBRARY: dict[str, LibraryProgram] = {entry.name: entry for entry in [
                    "largest token among tokens 0..i", reference.running_max),
     LibraryProgram("running_min", lambda: make_running_min(rasp.tokens, _NUMBERS), _NUMBERS,
                    "smallest token among tokens 0..i", reference.running_min),
+    LibraryProgram("induction", make_induction_head, _LETTERS,
+                   "what followed the first earlier occurrence of each token (an induction head; causal)",
+                   reference.induction),
     LibraryProgram("first_occurrence", make_first_occurrence, _LETTERS,
                    "True where the token has not occurred earlier", reference.first_occurrence),
 ]}

@@ -33,7 +33,8 @@ __all__ = [
     "length", "make_length", "make_reverse", "make_hist", "make_sort_unique", "make_sort",
     "make_sort_freq", "make_frac_prevs", "make_pair_balance", "make_shuffle_dyck", "make_dyck",
     "make_shuffle_dyck2", "make_shift_by", "shift_by", "make_detect_pattern", "detect_pattern",
-    "make_count", "make_running_max", "make_running_min", "make_first_occurrence",
+    "make_count", "make_count_less_freq", "make_nary_sequencemap", "make_running_max", "make_running_min",
+    "make_first_occurrence", "make_induction_head",
 ]
 
 # --------------------------------------------------------------------------- helpers
@@ -316,10 +317,11 @@ def make_detect_pattern(sop: rasp.SOp = rasp.tokens, pattern: Sequence[Any] = "a
                         name: str | None = None) -> rasp.SOp:
     """``True`` at position i when ``sop[i-len(pattern)+1 .. i]`` equals ``pattern``, else ``False``.
 
-    Positions before ``len(pattern) - 1`` are always ``False``. For each pattern element j,
-    a numerical 0/1 "matches pattern[j]" indicator is shifted ``len(pattern)-1-j`` positions
-    later (one numerical head each, default 0); the shifted indicators are summed for free
-    and a final categorical Map tests ``sum == len(pattern)``. Outputs are booleans.
+    Positions before ``len(pattern) - 1`` hold ``None`` (as tracr's). For each pattern
+    element j, a numerical 0/1 "matches pattern[j]" indicator is shifted
+    ``len(pattern)-1-j`` positions later (one numerical head each, default 0); the
+    shifted indicators, plus ``len(pattern)+1`` where the window fits (a numerical Map of
+    indices: free), are summed for free, and a final categorical Map reads the sum.
     """
     pattern = list(pattern)
     if not pattern:
@@ -344,8 +346,10 @@ def make_detect_pattern(sop: rasp.SOp = rasp.tokens, pattern: Sequence[Any] = "a
         earlier = rasp.Select(rasp.indices, rasp.indices,
                               lambda k, q, _d=delay: q == k + _d).named(f"{name}_back{delay}")
         terms.append(rasp.numerical(rasp.Aggregate(earlier, hit, default=0)).named(f"{name}_match{j}"))
-    matches = _linear_sum(terms, f"{name}_matches")
-    return rasp.Map(lambda s, _n=size: s == _n, matches).named(name)
+    fits = rasp.numerical(rasp.Map(lambda i, _n=size: _n + 1 if i >= _n - 1 else 0,
+                                   rasp.indices)).named(f"{name}_fits")
+    score = _linear_sum(terms + [fits], f"{name}_matches")
+    return rasp.Map(lambda s, _n=size: None if s < _n + 1 else s == 2 * _n + 1, score).named(name)
 
 
 detect_pattern = make_detect_pattern
@@ -357,6 +361,29 @@ def make_count(sop: rasp.SOp = rasp.tokens, token: Any = "a", *, name: str | Non
     name = name or f"count_{_slug(token)}"
     holds = rasp.Select(sop, sop, lambda k, q, _t=token: k == _t).named(f"{name}_select")
     return rasp.SelectorWidth(holds).named(name)
+
+
+def make_count_less_freq(n: int = 2, sop: rasp.SOp = rasp.tokens, *, name: str = "count_less_freq") -> rasp.SOp:
+    """At every position, how many positions hold a value that occurs at most ``n`` times."""
+    hist = make_hist(sop, name=f"{name}_hist")
+    rare = rasp.Select(hist, hist, lambda k, q, _n=n: k <= _n).named(f"{name}_rare")
+    return rasp.SelectorWidth(rare).named(name)
+
+
+def make_nary_sequencemap(f: Callable[..., Any], *sops: rasp.SOp, name: str | None = None) -> rasp.SOp:
+    """``f(a[i], b[i], c[i], ...)`` at each position, for any number of SOps.
+
+    The inputs are paired up into one categorical SOp of tuples by a chain of
+    SequenceMaps, then one Map applies ``f``: each step is an MLP whose size grows with
+    the product of the value sets, so keep the inputs' value sets small.
+    """
+    if not sops:
+        raise RaspTypeError("make_nary_sequencemap needs at least one SOp")
+    packed = rasp.Map(lambda x: (x,), sops[0])
+    for sop in sops[1:]:
+        packed = rasp.SequenceMap(lambda acc, x: acc + (x,), packed, sop)
+    out = rasp.Map(lambda args, _f=f: _f(*args), packed)
+    return out.named(name) if name else out
 
 
 def _running_extreme(sop: rasp.SOp, values: Iterable, name: str, largest: bool) -> rasp.SOp:
@@ -414,3 +441,28 @@ def make_first_occurrence(sop: rasp.SOp = rasp.tokens, *, name: str = "first_occ
     earlier_same = rasp.SelectorAnd(earlier, same).named(f"{name}_earlier_same")
     previous = rasp.SelectorWidth(earlier_same).named(f"{name}_previous")
     return rasp.Map(lambda w: w == 0, previous).named(name)
+
+
+# --------------------------------------------------------------------------- induction
+def make_induction_head(sop: rasp.SOp = rasp.tokens, *, name: str = "induction") -> rasp.SOp:
+    """At position i, the value that followed the first earlier occurrence of ``sop[i]``.
+
+    ``a b c a`` gives ``None None None b``: the last ``a`` looks back to the first ``a``
+    and copies what came after it. The classic two-head circuit, causal throughout:
+
+    1. previous-token head: each position reads the value one position back
+       (``Select(indices, indices, k == q - 1)``, decided exactly as causal);
+    2. each position marks whether its previous value occurs there for the first time
+       (a SelectorWidth over earlier positions), so that each value has one match;
+    3. match + copy head: the query's value selects the key whose previous value equals
+       it (keys at or before the query), and copies the key's own value.
+
+    Taking the first occurrence keeps the copy a single position, so the categorical
+    head is exact; it compiles with ``causal=True``.
+    """
+    previous = make_shift_by(1, sop, name=f"{name}_prev")
+    first = make_first_occurrence(previous, name=f"{name}_prev_first")
+    key = rasp.SequenceMap(lambda p, f: p if f else None, previous, first).named(f"{name}_key")
+    match = rasp.Select(key, sop, rasp.Comparison.EQ).named(f"{name}_match")
+    past = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ).named(f"{name}_past")
+    return rasp.Aggregate(rasp.SelectorAnd(match, past), sop).named(name)

@@ -101,7 +101,12 @@ def shift_by(xs: Sequence, offset: int = 1) -> list:
 def detect_pattern(xs: Sequence, pattern: Sequence = "abc") -> list:
     pattern = list(pattern)
     size = len(pattern)
-    return [i + 1 >= size and list(xs[i + 1 - size:i + 1]) == pattern for i in range(len(xs))]
+    return [None if i + 1 < size else list(xs[i + 1 - size:i + 1]) == pattern for i in range(len(xs))]
+
+
+def count_less_freq(xs: Sequence, n: int = 2) -> list:
+    freq = {x: sum(1 for y in xs if y == x) for x in xs}
+    return [sum(1 for x in xs if freq[x] <= n)] * len(xs)
 
 
 def count(xs: Sequence, token: Any = "a") -> list:
@@ -131,4 +136,13 @@ def first_occurrence(xs: Sequence) -> list:
     for x in xs:
         out.append(x not in seen)
         seen.add(x)
+    return out
+
+
+def induction(xs: Sequence) -> list:
+    """What followed the first earlier occurrence of each token (None if there is none)."""
+    out = []
+    for i, x in enumerate(xs):
+        j = list(xs).index(x)
+        out.append(xs[j + 1] if j < i else None)
     return out

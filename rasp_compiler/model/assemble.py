@@ -99,14 +99,14 @@ def _embeddings(pg: ProgramGraph, layout: ResidualLayout, config: ModelConfig):
         for node in embedded:
             e = node.expr
             if isinstance(e, core.TokensType):
-                w_e[row, idx[Dir("tokens", token)]] = 1.0
+                _write(w_e[row], idx, "tokens", node.numerical, token)
             elif isinstance(e, core.Full):
                 _write(w_e[row], idx, node.label, node.numerical, e.fill)
     for pos in range(1, config.n_ctx):
         for node in embedded:
             e = node.expr
             if isinstance(e, core.IndicesType):
-                w_pos[pos, idx[Dir("indices", pos - 1)]] = 1.0
+                _write(w_pos[pos], idx, "indices", node.numerical, pos - 1)
             elif isinstance(e, core.ConstantSOp) and pos - 1 < len(e.value):
                 _write(w_pos[pos], idx, node.label, node.numerical, e.value[pos - 1])
     return w_e, w_pos

@@ -1,7 +1,8 @@
 """A compiled model: weights, labels and a forward pass, with or without its program.
 
-``apply`` takes one token list starting with BOS (tracr's convention) and returns a
-result whose ``decoded`` has the BOS position first. ``apply_batch`` runs many
+``apply`` takes one token list starting with BOS (tracr's convention), optionally
+padded at the end with PAD (as tracr users pad batches), and returns a result whose
+``decoded`` has the BOS position first (and None at PAD positions). ``apply_batch`` runs many
 sequences at once. JAX compiles the forward pass lazily, once per (batch, length)
 shape; inputs are padded to the full context so one shape serves every length.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.errors import InputError
 from rasp_compiler.model.config import ModelConfig, ModelLabels
+from rasp_compiler.model.tracr_view import CategoricalEncoder, NumericalEncoder, TransformerConfig
 from rasp_compiler.model.transformer import Hooks, Widths, forward
 
 
@@ -52,6 +54,29 @@ class CompiledModel:
     def residual_labels(self) -> list[str]:
         return list(self.labels.residual)
 
+    # tracr's names -------------------------------------------------------------
+    @functools.cached_property
+    def input_encoder(self) -> CategoricalEncoder:
+        """Token -> embedding row (BOS, PAD, then the vocabulary), as tracr's."""
+        c = self.config
+        return CategoricalEncoder(self._ids, enforce_bos=True, bos_token=c.bos, pad_token=c.pad,
+                                  max_seq_len=c.n_ctx)
+
+    @functools.cached_property
+    def output_encoder(self) -> CategoricalEncoder | NumericalEncoder:
+        """Output value <-> logit index (categorical) or the number itself (numerical)."""
+        c = self.config
+        if c.output_numerical:
+            return NumericalEncoder()
+        return CategoricalEncoder({v: i for i, v in enumerate(c.output_values)})
+
+    @property
+    def model_config(self) -> TransformerConfig:
+        """Sizes under tracr's field names."""
+        c = self.config
+        return TransformerConfig(num_heads=c.n_heads, num_layers=c.n_layers, key_size=c.d_head,
+                                 mlp_hidden_size=c.d_mlp, causal=c.causal)
+
     @property
     def n_params(self) -> int:
         return int(sum(v.size for v in self.params.values()))
@@ -68,7 +93,11 @@ class CompiledModel:
 
     # running -------------------------------------------------------------------
     def encode(self, tokens: Sequence[Any]) -> np.ndarray:
-        """Token ids for one sequence that starts with BOS, padded to the full context."""
+        """Token ids for one sequence that starts with BOS, padded to the full context.
+
+        The sequence may end with PAD tokens (tracr's batch padding): they are masked out
+        as keys, so the real positions compute what they would without them.
+        """
         c = self.config
         if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
             raise InputError(f"input must be a list of tokens starting with {c.bos!r}, got {tokens!r}")
@@ -77,22 +106,39 @@ class CompiledModel:
         if len(tokens) - 1 > c.max_seq_len:
             raise InputError(f"input has {len(tokens) - 1} tokens after BOS, more than max_seq_len={c.max_seq_len}")
         ids = np.full(c.n_ctx, self._ids[c.pad], np.int32)
+        first_pad = None
         for i, tok in enumerate(tokens):
             try:
                 known = tok in self._ids
             except TypeError:  # unhashable: cannot be a token
                 known = False
-            if i and (tok == c.bos or not known or tok == c.pad):
+            if i and first_pad is None and known and tok == c.pad:
+                first_pad = i
+            if first_pad is not None and i >= first_pad:
+                if not (known and tok == c.pad):
+                    raise InputError(
+                        f"token {tok!r} at position {i} follows the PAD token {c.pad!r} at position {first_pad}; "
+                        "PAD may only fill the end of a sequence")
+                continue
+            if i and (tok == c.bos or not known):
                 raise InputError(
                     f"token {tok!r} at position {i} is not in the vocabulary {list(c.vocab)}")
             ids[i] = self._ids[tok]
         return ids
 
+    def _n_real(self, tokens: Sequence[Any]) -> int:
+        """Positions before the first trailing PAD (BOS included)."""
+        pad = self.config.pad
+        for i in range(1, len(tokens)):
+            if tokens[i] == pad:
+                return i
+        return len(tokens)
+
     def apply(self, tokens: Sequence[Any], backend: str = "numpy") -> RunResult:
         """Run one sequence. The default numpy backend runs the same forward pass with no
         compile wait; ``backend="jax"`` uses the jitted JAX model (compiled on first use)."""
         out = self._run(self.encode(tokens)[None], backend=backend)[0]
-        return RunResult(self._decode(out[: len(tokens)]), out[: len(tokens)])
+        return RunResult(self._decode(out[: len(tokens)], self._n_real(tokens)), out[: len(tokens)])
 
     def apply_batch(self, batch: Sequence[Sequence[Any]], backend: str = "jax") -> list[list]:
         """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
@@ -102,7 +148,7 @@ class CompiledModel:
         size = 1 << (len(ids) - 1).bit_length()  # pad the batch to a power of two: few shapes to compile
         ids = np.concatenate([ids, np.repeat(ids[:1], size - len(ids), axis=0)])
         out = self._run(ids, backend=backend)
-        return [self._decode(out[i, : len(t)]) for i, t in enumerate(batch)]
+        return [self._decode(out[i, : len(t)], self._n_real(t)) for i, t in enumerate(batch)]
 
     def run_with_cache(self, tokens: Sequence[Any], hooks: Hooks | None = None,
                        backend: str = "numpy") -> RunResult:
@@ -115,7 +161,7 @@ class CompiledModel:
         n = len(tokens)
         trimmed = {k: _trim(k, np.asarray(v)[0], n) for k, v in cache.items()}
         out = np.asarray(out)[0, :n]
-        return RunResult(self._decode(out), out, trimmed)
+        return RunResult(self._decode(out, self._n_real(tokens)), out, trimmed)
 
     def _run(self, ids: np.ndarray, backend: str) -> np.ndarray:
         _check_backend(backend)
@@ -155,12 +201,13 @@ class CompiledModel:
         return self._jitted
 
     # decoding --------------------------------------------------------------------
-    def _decode(self, out: np.ndarray) -> list:
+    def _decode(self, out: np.ndarray, n_real: int | None = None) -> list:
         c = self.config
+        n_real = len(out) if n_real is None else n_real
         decoded: list = [c.bos]
-        for row in out[1:]:
+        for row in out[1:n_real]:
             decoded.append(self._decode_one(row))
-        return decoded
+        return decoded + [None] * (len(out) - max(n_real, 1))
 
     def _decode_one(self, row: np.ndarray):
         c = self.config

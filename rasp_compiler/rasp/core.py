@@ -11,14 +11,42 @@ new SOp. Key collections by ``unique_id`` instead.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import enum
 import itertools
-from typing import Any, Callable, Sequence
+import logging
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, TypeVar, Union
 
 from rasp_compiler.errors import RaspTypeError
 
 _ids = itertools.count(1)
+_log = logging.getLogger(__name__)
+
+# tracr's type names, for annotations in code written against tracr.
+Value = Union[None, int, float, str, bool]
+NumericValue = Union[int, float]
+SelectorValue = List[List[bool]]
+VT = TypeVar("VT")
+T = TypeVar("T")
+RASPExprT = TypeVar("RASPExprT", bound="RASPExpr")
+SOpT = TypeVar("SOpT", bound="SOp")
+
+
+class Annotator(Protocol):
+    """Gives the default value of one annotation of an expression."""
+
+    def __call__(self, expr: "RASPExpr") -> Any: ...
+
+
+class Predicate(Protocol):
+    """A Select predicate: called as ``predicate(key, query)``."""
+
+    def __call__(self, key: Any, query: Any) -> bool: ...
+
+
+#: Default annotations by key, computed when first read (as in tracr): add your own here.
+DEFAULT_ANNOTATORS: Dict[str, Annotator] = {}
 
 
 class Encoding(enum.Enum):
@@ -73,13 +101,24 @@ _SYMBOLS = {Comparison.EQ: "==", Comparison.LT: "<", Comparison.LEQ: "<=", Compa
 
 
 class RASPExpr:
-    """Base of every expression: a label, a stable identity and annotations."""
+    """Base of every expression: a name, a stable identity and annotations.
 
-    _default_prefix = "expr"
+    ``name`` is the given name or tracr's default for the class (``"map"``,
+    ``"aggregate"`` ...); ``label`` is the key of the node in the compiled model: the
+    given name, or the default name with the expression's id (``"map_12"``) so that
+    unnamed expressions never collide.
+    """
+
+    _default_name = "expr"
 
     def __init__(self) -> None:
         self._unique_id = next(_ids)
         self._annotations: dict[str, Any] = {}
+
+    def __call__(self, xs: Sequence[Any]):
+        """The value of this expression on input ``xs`` (``rasp.evaluate(self, xs)``)."""
+        from rasp_compiler.rasp.evaluate import evaluate
+        return evaluate(self, xs)
 
     # identity -----------------------------------------------------------------
     @property
@@ -88,30 +127,45 @@ class RASPExpr:
 
     @property
     def label(self) -> str:
-        return self._annotations.get("name") or f"{self._default_prefix}_{self._unique_id}"
+        return self._annotations.get("name") or f"{self._default_name}_{self._unique_id}"
 
     @property
     def name(self) -> str:
-        return self.label
+        return self.annotations["name"]
 
     @property
-    def annotations(self) -> dict[str, Any]:
-        return dict(self._annotations)
+    def annotations(self) -> "Annotations":
+        """Read-only view; keys missing here come from DEFAULT_ANNOTATORS (``name``, ``encoding``)."""
+        return Annotations(self, self._annotations)
+
+    @annotations.setter
+    def annotations(self, annotations: collections.abc.Mapping) -> None:
+        self._annotations = dict(annotations)
 
     @property
     def children(self) -> tuple["RASPExpr", ...]:
         return ()
 
-    def named(self, name: str) -> "RASPExpr":
+    def copy(self: RASPExprT) -> RASPExprT:
+        """A shallow copy that is a new node of the graph (a new ``unique_id``)."""
+        new = copy.copy(self)
+        new._unique_id = next(_ids)
+        new._annotations = dict(self._annotations)
+        return new
+
+    def named(self: RASPExprT, name: str) -> RASPExprT:
         """A copy of this expression labelled ``name`` (same node of the graph)."""
         if not isinstance(name, str) or not name:
             raise RaspTypeError(f"name of {self.label} must be a non-empty string, got {name!r}")
         return self.annotate(name=name)
 
-    def annotate(self, **annotations: Any) -> "RASPExpr":
+    def annotate(self: RASPExprT, **annotations: Any) -> RASPExprT:
+        """A copy with these annotations added (same node of the graph)."""
         new = copy.copy(self)
         new._annotations = {**self._annotations, **annotations}
         return new
+
+    annotated = annotate  # tracr's name
 
     __hash__ = object.__hash__
 
@@ -119,17 +173,61 @@ class RASPExpr:
         return f"{type(self).__name__}({self.label})"
 
 
+class Annotations(collections.abc.Mapping):
+    """An expression's annotations; ``annotations[key]`` fills a missing key from DEFAULT_ANNOTATORS."""
+
+    def __init__(self, expr: RASPExpr, given: dict[str, Any]):
+        self._expr, self._given = expr, given
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._given:
+            return self._given[key]
+        if key in DEFAULT_ANNOTATORS:
+            return DEFAULT_ANNOTATORS[key](self._expr)
+        raise KeyError(f"{self._expr.label} has no annotation {key!r}; known: "
+                       f"{sorted(set(self._given) | set(DEFAULT_ANNOTATORS))}")
+
+    # ``in`` and ``get`` see only the given annotations: they tell what was set explicitly.
+    def __contains__(self, key: object) -> bool:
+        return key in self._given
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._given.get(key, default)
+
+    def __iter__(self):
+        return iter(self._given)
+
+    def __len__(self) -> int:
+        return len(self._given)
+
+    def __repr__(self) -> str:
+        return repr(self._given)
+
+
+def annotate(expr: RASPExprT, **annotations: Any) -> RASPExprT:
+    """A copy of ``expr`` with these annotations added (tracr's function form)."""
+    return expr.annotate(**annotations)
+
+
 # --------------------------------------------------------------------------- selectors
 class Selector(RASPExpr):
     """A boolean matrix over (query position, key position)."""
 
-    _default_prefix = "selector"
+    _default_name = "selector"
 
+    # The operators keep the combinator (same value as tracr's merged Select, and it keeps
+    # Comparison predicates printable as text); selector_and/or/not merge as tracr does.
     def __and__(self, other: "Selector") -> "SelectorAnd":
         return SelectorAnd(self, other)
 
+    def __rand__(self, other: "Selector") -> "SelectorAnd":
+        return SelectorAnd(other, self)
+
     def __or__(self, other: "Selector") -> "SelectorOr":
         return SelectorOr(self, other)
+
+    def __ror__(self, other: "Selector") -> "SelectorOr":
+        return SelectorOr(other, self)
 
     def __invert__(self) -> "SelectorNot":
         return SelectorNot(self)
@@ -138,7 +236,7 @@ class Selector(RASPExpr):
 class Select(Selector):
     """Selects key position k for query position q when predicate(keys[k], queries[q])."""
 
-    _default_prefix = "select"
+    _default_name = "select"
 
     def __init__(self, keys: "SOp", queries: "SOp", predicate: Callable[[Any, Any], bool]):
         super().__init__()
@@ -154,7 +252,7 @@ class Select(Selector):
 
 
 class SelectorAnd(Selector):
-    _default_prefix = "selector_and"
+    _default_name = "selector_and"
 
     def __init__(self, fst: Selector, snd: Selector):
         super().__init__()
@@ -168,7 +266,7 @@ class SelectorAnd(Selector):
 
 
 class SelectorOr(Selector):
-    _default_prefix = "selector_or"
+    _default_name = "selector_or"
 
     def __init__(self, fst: Selector, snd: Selector):
         super().__init__()
@@ -182,7 +280,7 @@ class SelectorOr(Selector):
 
 
 class SelectorNot(Selector):
-    _default_prefix = "selector_not"
+    _default_name = "selector_not"
 
     def __init__(self, inner: Selector):
         super().__init__()
@@ -194,15 +292,84 @@ class SelectorNot(Selector):
         return (self.inner,)
 
 
+class ConstantSelector(Selector):
+    """A fixed [query][key] matrix, for tests; the input must match its size when ``check_length``.
+
+    It evaluates, but cannot be compiled: a head's pattern must come from the residual stream.
+    """
+
+    _default_name = "constant_selector"
+
+    def __init__(self, value: Sequence[Sequence[bool]], check_length: bool = True):
+        super().__init__()
+        self.value, self.check_length = value, check_length
+
+
+def selector_and(fst: Selector, snd: Selector, simplify: bool = True) -> Selector:
+    """``fst & snd``; one Select when both compare the same keys and queries (or Fulls)."""
+    merged = _merge_selects(fst, snd, lambda a, b: a and b) if simplify else None
+    return merged or SelectorAnd(fst, snd)
+
+
+def selector_or(fst: Selector, snd: Selector, simplify: bool = True) -> Selector:
+    """``fst | snd``; one Select when both compare the same keys and queries (or Fulls)."""
+    merged = _merge_selects(fst, snd, lambda a, b: a or b) if simplify else None
+    return merged or SelectorOr(fst, snd)
+
+
+def selector_not(inner: Selector, simplify: bool = True) -> Selector:
+    """``~inner``; a Select with the negated predicate when ``inner`` is a Select."""
+    if simplify and isinstance(inner, Select):
+        return Select(inner.keys, inner.queries, lambda k, q, p=inner.predicate: not p(k, q))
+    return SelectorNot(inner)
+
+
+def _merge_selects(fst: Selector, snd: Selector, combine) -> "Select | None":
+    """One Select equal to ``combine(fst, snd)``, when the two read the same SOps.
+
+    A Full side matches anything: its constant is put into the predicate, so the
+    merged Select reads the other Select's SOp there.
+    """
+    if not (isinstance(fst, Select) and isinstance(snd, Select)):
+        return None
+    keys = _shared_side(fst.keys, snd.keys)
+    queries = _shared_side(fst.queries, snd.queries)
+    if keys is None or queries is None:
+        return None
+    pf = _predicate_over(fst, keys, queries)
+    ps = _predicate_over(snd, keys, queries)
+    return Select(keys, queries, lambda k, q: combine(pf(k, q), ps(k, q)))
+
+
+def _shared_side(a: "SOp", b: "SOp") -> "SOp | None":
+    if a.unique_id == b.unique_id:
+        return a
+    if isinstance(b, Full):
+        return a
+    if isinstance(a, Full):
+        return b
+    return None
+
+
+def _predicate_over(sel: Select, keys: "SOp", queries: "SOp"):
+    """``sel``'s predicate as a function of (``keys``, ``queries``) values."""
+    p = sel.predicate
+    own_key = sel.keys.unique_id == keys.unique_id
+    own_query = sel.queries.unique_id == queries.unique_id
+    k_fill = None if own_key else sel.keys.fill
+    q_fill = None if own_query else sel.queries.fill
+    return lambda k, q: p(k if own_key else k_fill, q if own_query else q_fill)
+
+
 # --------------------------------------------------------------------------- SOps
 class SOp(RASPExpr):
     """A sequence operation: one value per position."""
 
-    _default_prefix = "sop"
+    _default_name = "sop"
 
     @property
     def encoding(self) -> Encoding:
-        return self._annotations.get("encoding", Encoding.CATEGORICAL)
+        return self.annotations["encoding"]
 
     @property
     def is_numerical(self) -> bool:
@@ -249,6 +416,8 @@ class SOp(RASPExpr):
 class TokensType(SOp):
     """The input tokens."""
 
+    _default_name = "tokens"
+
     @property
     def label(self) -> str:
         return "tokens"
@@ -256,6 +425,8 @@ class TokensType(SOp):
 
 class IndicesType(SOp):
     """The position of each token, counting from 0 at the first token after BOS."""
+
+    _default_name = "indices"
 
     @property
     def label(self) -> str:
@@ -269,7 +440,7 @@ class Map(SOp):
     composed function, so it costs one MLP rather than two.
     """
 
-    _default_prefix = "map"
+    _default_name = "map"
 
     def __init__(self, f: Callable[[Any], Any], inner: SOp, simplify: bool = True):
         super().__init__()
@@ -290,7 +461,7 @@ class Map(SOp):
 class SequenceMap(SOp):
     """Applies ``f`` to the pair of values at each position of ``fst`` and ``snd``."""
 
-    _default_prefix = "sequencemap"
+    _default_name = "sequence_map"
 
     def __init__(self, f: Callable[[Any, Any], Any], fst: SOp, snd: SOp):
         super().__init__()
@@ -298,6 +469,9 @@ class SequenceMap(SOp):
         _need_sop(snd, "SequenceMap", "second input")
         if not callable(f):
             raise RaspTypeError(f"SequenceMap needs a function, got {f!r}")
+        if fst.unique_id == snd.unique_id:
+            _log.warning("SequenceMap of %s with itself: both inputs are the same SOp; a Map of it "
+                         "computes the same with a smaller MLP", fst.label)
         self.f, self.fst, self.snd = f, fst, snd
 
     @property
@@ -308,7 +482,7 @@ class SequenceMap(SOp):
 class LinearSequenceMap(SequenceMap):
     """``fst_fac * fst + snd_fac * snd``: linear, so it costs no MLP when numerical."""
 
-    _default_prefix = "linearsequencemap"
+    _default_name = "linear_sequence_map"
 
     def __init__(self, fst: SOp, snd: SOp, fst_fac: float, snd_fac: float):
         for fac in (fst_fac, snd_fac):
@@ -321,7 +495,7 @@ class LinearSequenceMap(SequenceMap):
 class Full(SOp):
     """The same value ``fill`` at every position."""
 
-    _default_prefix = "full"
+    _default_name = "full"
 
     def __init__(self, fill: Any):
         super().__init__()
@@ -331,7 +505,7 @@ class Full(SOp):
 class ConstantSOp(SOp):
     """A fixed sequence of values; the input must have the same length when ``check_length``."""
 
-    _default_prefix = "constant"
+    _default_name = "constant_sop"
 
     def __init__(self, value: Sequence[Any], check_length: bool = True):
         super().__init__()
@@ -348,7 +522,7 @@ class Aggregate(SOp):
     0 unless given, when none is selected).
     """
 
-    _default_prefix = "aggregate"
+    _default_name = "aggregate"
 
     def __init__(self, selector: Selector, sop: SOp, default: Any = None):
         super().__init__()
@@ -364,7 +538,7 @@ class Aggregate(SOp):
 class SelectorWidth(SOp):
     """The number of key positions selected for each query."""
 
-    _default_prefix = "selectorwidth"
+    _default_name = "selector_width"
 
     def __init__(self, selector: Selector):
         super().__init__()
@@ -378,6 +552,8 @@ class SelectorWidth(SOp):
 
 tokens = TokensType()
 indices = IndicesType()
+
+
 
 
 def numerical(sop: SOp) -> SOp:
@@ -401,7 +577,7 @@ def is_categorical(sop: SOp) -> bool:
 
 
 def get_encoding(sop: SOp) -> Encoding:
-    return sop.encoding
+    return sop.annotations["encoding"]
 
 
 def _need_sop(x: Any, where: str, role: str) -> None:
@@ -414,3 +590,44 @@ def _need_selector(x: Any, where: str, role: str) -> None:
     if not isinstance(x, Selector):
         what = f"SOp {x.label}" if isinstance(x, SOp) else repr(x)
         raise RaspTypeError(f"{where}: the {role} must be a selector (built with Select), got {what}")
+
+
+def sop_not(sop: SOp) -> SOp:
+    """Logical not of each value (tracr's helper; same as ``~sop``)."""
+    return Map(lambda t: not t, sop)
+
+
+def default_name(expr: RASPExpr) -> str:
+    """tracr's default name of an expression: its class's (``"map"``, ``"select"`` ...)."""
+    return expr._default_name
+
+
+def default_encoding(expr: RASPExpr) -> Encoding:
+    """SOps are categorical unless marked numerical; selectors have no encoding."""
+    if not isinstance(expr, SOp):
+        raise TypeError(f"expr {expr.label} is not an SOp, so it has no encoding")
+    return Encoding.CATEGORICAL
+
+
+DEFAULT_ANNOTATORS["name"] = default_name
+DEFAULT_ANNOTATORS["encoding"] = default_encoding
+
+
+class LengthType(SelectorWidth):
+    """The number of tokens, at every position: the width of a select-all selector.
+
+    Under causal masking it is the length of the prefix, which is what a causal
+    model can know at each position.
+    """
+
+    _default_name = "length"
+
+    def __init__(self) -> None:
+        super().__init__(Select(tokens, tokens, Comparison.TRUE))
+
+    @property
+    def label(self) -> str:
+        return self._annotations.get("name") or "length"
+
+
+length = LengthType()

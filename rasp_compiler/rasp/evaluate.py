@@ -15,14 +15,20 @@ from rasp_compiler.rasp import core
 Selection = list[list[bool]]  # [query][key]
 
 
-def evaluate(program: core.RASPExpr, xs: Sequence[Any], vocab: Iterable[Any] | None = None) -> list:
+def evaluate(program: core.RASPExpr, xs: Sequence[Any], vocab: Iterable[Any] | None = None, *,
+             strict: bool = False, causal: bool = False) -> list:
     """Values of ``program`` at each position of ``xs`` (a selector gives its [query][key] matrix).
 
     ``vocab``, when given, is checked: a token outside it raises :class:`InputError`.
+    A categorical Aggregate that selects several differing numbers gives their mean, as
+    in tracr and Weiss's RASP; with ``strict`` (what the compiler checks, since a head
+    that copies one-hot values cannot average) it raises :class:`AggregateError`.
+    ``causal`` masks every selector to key positions <= the query position (tracr's
+    ``causal_eval``).
     """
     if not isinstance(program, core.RASPExpr):
         raise RaspTypeError(f"evaluate needs a RASP expression, got {program!r}")
-    if isinstance(xs, (str, bytes)) or not isinstance(xs, Sequence):
+    if isinstance(xs, bytes) or not isinstance(xs, Sequence):  # a str is a sequence of one-letter tokens
         raise InputError(f"input must be a list of tokens, got {xs!r}")
     xs = list(xs)
     if vocab is not None:
@@ -34,12 +40,29 @@ def evaluate(program: core.RASPExpr, xs: Sequence[Any], vocab: Iterable[Any] | N
                 known = False
             if not known:
                 raise InputError(f"token {x!r} at position {i} is not in the vocabulary {sorted(map(str, allowed))}")
-    return _Evaluator(xs).value(program)
+    return _Evaluator(xs, strict=strict, causal=causal).value(program)
+
+
+class RASPEvaluator:
+    """tracr's evaluator interface: ``evaluate(expr, xs)``."""
+
+    def evaluate(self, expr: core.RASPExpr, xs: Sequence[Any]):
+        raise NotImplementedError
+
+
+class DefaultRASPEvaluator(RASPEvaluator):
+    """The reference evaluator as an object (tracr's name); ``evaluate`` is :func:`evaluate`."""
+
+    causal = False
+
+    def evaluate(self, expr: core.RASPExpr, xs: Sequence[Any]):
+        return evaluate(expr, xs, causal=self.causal)
 
 
 class _Evaluator:
-    def __init__(self, xs: list):
+    def __init__(self, xs: list, strict: bool = False, causal: bool = False):
         self.xs = xs
+        self.strict, self.causal = strict, causal
         self.memo: dict[int, Any] = {}
 
     def value(self, expr: core.RASPExpr):
@@ -55,7 +78,10 @@ class _Evaluator:
                 stack.extend(pending)
                 continue
             stack.pop()
-            self.memo[node.unique_id] = self._eval(node)
+            value = self._eval(node)
+            if self.causal and isinstance(node, core.Selector):
+                value = [[hit and k <= q for k, hit in enumerate(row)] for q, row in enumerate(value)]
+            self.memo[node.unique_id] = value
         return self.memo[expr.unique_id]
 
     def _eval(self, e: core.RASPExpr):
@@ -70,8 +96,16 @@ class _Evaluator:
         if isinstance(e, core.ConstantSOp):
             if e.check_length and len(e.value) != n:
                 raise EvaluationError(
-                    f"ConstantSOp {e.label} has {len(e.value)} values but the input has {n} tokens")
+                    f"Constant len {len(e.value)} doesn't match input len {n} (ConstantSOp {e.label}); "
+                    "give it one value per token, or check_length=False")
             return [e.value[i] if i < len(e.value) else None for i in range(n)]
+        if isinstance(e, core.ConstantSelector):
+            rows = [list(map(bool, row)) for row in e.value]
+            if e.check_length and (len(rows) != n or any(len(r) != n for r in rows)):
+                raise EvaluationError(
+                    f"Constant len {len(rows)} doesn't match input len {n} (ConstantSelector {e.label}); "
+                    "give it an n x n matrix, or check_length=False")
+            return rows
         if isinstance(e, core.Map):
             f = e.f
             return _guarded(e, lambda: [None if x is None else f(x) for x in v(e.inner)],
@@ -102,8 +136,7 @@ class _Evaluator:
             return self._aggregate(e, v(e.selector), v(e.sop))
         raise RaspTypeError(f"cannot evaluate {e!r}: unknown expression type {type(e).__name__}")
 
-    @staticmethod
-    def _aggregate(e: core.Aggregate, selection: Selection, values: list) -> list:
+    def _aggregate(self, e: core.Aggregate, selection: Selection, values: list) -> list:
         out = []
         for q, row in enumerate(selection):
             chosen = [values[k] for k, hit in enumerate(row) if hit]
@@ -123,6 +156,9 @@ class _Evaluator:
                     continue
                 first = chosen[0]
                 if any(x != first for x in chosen[1:]):
+                    if not self.strict and all(isinstance(x, Number) for x in chosen):
+                        out.append(sum(chosen) / len(chosen))
+                        continue
                     raise AggregateError(
                         f"categorical Aggregate {e.label} selects differing values "
                         f"{sorted(set(map(repr, chosen)))} of {e.sop.label} at query position {q}; "
