@@ -15,7 +15,8 @@ or the aggregated SOp takes at most one value. Injective over positions: ``indic
 Map injective on its input's values; a SequenceMap of which one input is injective and
 whose function keeps that input recoverable; a SelectorWidth counting the keys smaller
 (or larger) than one's own, over injective keys (a rank); and the stable rank of
-``make_sort`` (keys before + earlier equal keys). A rank also determines its key (equal
+``make_sort`` (keys before + earlier equal keys); an occurrence pair ``(x, number of
+earlier positions holding x)``. A rank also determines its key (equal
 ranks only for equal keys), and a tuple key its parts. Anything else is not proven, and the
 validator falls back to trying every input when there are few.
 """
@@ -70,12 +71,46 @@ class _Facts:
         if isinstance(e, core.SequenceMap):
             a, b = node.inputs
             return (self.injective(b) and self._recovers(e.f, a, b, second=True)) or \
-                   (self.injective(a) and self._recovers(e.f, a, b, second=False))
+                   (self.injective(a) and self._recovers(e.f, a, b, second=False)) or \
+                   self._occurrence_pair(node)
         if node.kind is Kind.WIDTH and len(node.terms) == 1:
             t = node.terms[0]
             return (t.key == t.query and t.predicate in _ORDERS and self._totally_ordered(t.key)
                     and self.injective(t.key))
         return False
+
+    def _occurrence_pair(self, node: Node) -> bool:
+        """``f(x, c)`` where c counts the earlier (or later) positions holding my x, and f keeps
+        both: the c-th occurrence of a value is one position, so no two positions share it."""
+        a, b = node.inputs
+        for x, count in ((a, b), (b, a)):
+            width = self.pg.nodes[count]
+            if width.kind is not Kind.WIDTH or len(width.terms) != 2:
+                continue
+            pairs = {(t.key, t.query): t.predicate for t in width.terms}
+            if pairs.get((x, x)) is core.Comparison.EQ and pairs.get(("indices", "indices")) in _STRICT \
+                    and self._joint_injective(node.expr.f, a, b):
+                return True
+        return False
+
+    def _joint_injective(self, f, a: str, b: str) -> bool:
+        """f(x, y) differs for different (x, y) pairs of non-None values."""
+        xs, ys = self.sets.get(a), self.sets.get(b)
+        if xs is None or ys is None or len(xs) * len(ys) > self.lim.max_pairs:
+            return False
+        seen = set()
+        try:
+            for x in xs:
+                for y in ys:
+                    if x is None or y is None:
+                        continue
+                    out = f(x, y)
+                    if out is None or out in seen:
+                        return False
+                    seen.add(out)
+        except Exception:
+            return False
+        return True
 
     def _map_injective(self, node: Node) -> bool:
         src = self.sets.get(node.inputs[0])

@@ -452,17 +452,21 @@ def make_induction_head(sop: rasp.SOp = rasp.tokens, *, name: str = "induction")
 
     1. previous-token head: each position reads the value one position back
        (``Select(indices, indices, k == q - 1)``, decided exactly as causal);
-    2. each position marks whether its previous value occurs there for the first time
-       (a SelectorWidth over earlier positions), so that each value has one match;
-    3. match + copy head: the query's value selects the key whose previous value equals
-       it (keys at or before the query), and copies the key's own value.
+    2. each position counts the earlier positions with the same previous value, so the
+       pair (previous value, count) names one position: the count is 0 right after the
+       first occurrence of a value;
+    3. match + copy head: the query asks for (its own value, 0) among keys at or before
+       it, and copies the key's own value.
 
-    Taking the first occurrence keeps the copy a single position, so the categorical
-    head is exact; it compiles with ``causal=True``.
+    The pair key is unique over positions, so the categorical copy is provably a single
+    position (exact for every input); it compiles with ``causal=True``.
     """
     previous = make_shift_by(1, sop, name=f"{name}_prev")
-    first = make_first_occurrence(previous, name=f"{name}_prev_first")
-    key = rasp.SequenceMap(lambda p, f: p if f else None, previous, first).named(f"{name}_key")
-    match = rasp.Select(key, sop, rasp.Comparison.EQ).named(f"{name}_match")
+    earlier_same = rasp.SelectorAnd(rasp.Select(previous, previous, rasp.Comparison.EQ),
+                                    rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT))
+    seen = rasp.SelectorWidth(earlier_same.named(f"{name}_earlier_same")).named(f"{name}_prev_seen")
+    key = rasp.SequenceMap(lambda p, c: (p, c), previous, seen).named(f"{name}_key")
+    wanted = rasp.Map(lambda t: (t, 0), sop).named(f"{name}_query")
+    match = rasp.Select(key, wanted, rasp.Comparison.EQ).named(f"{name}_match")
     past = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ).named(f"{name}_past")
     return rasp.Aggregate(rasp.SelectorAnd(match, past), sop).named(name)
