@@ -210,3 +210,24 @@ def test_what_tracr_refuses_and_we_compile_is_exact():
         assert report.exact, (case["testcase_name"], report.examples[:1])
         compiled += 1
     assert compiled == 6
+
+
+@needs_tracr
+def test_every_public_name_of_tracr_s_api_modules_exists_here():
+    import importlib
+    import types
+    from rasp_compiler.rasp.tracr_alias import ALIASES
+    with as_tracr():
+        ours = {alias: sys.modules[alias] for alias in ALIASES}
+    missing = []
+    for alias, module in ours.items():
+        theirs = importlib.import_module(alias)  # tracr's own module, now that the alias is undone
+        assert theirs is not module
+        for name in dir(theirs):
+            obj = getattr(theirs, name)
+            owner = getattr(obj, "__module__", None)
+            if name.startswith("_") or isinstance(obj, types.ModuleType) or (owner and not owner.startswith("tracr")):
+                continue
+            if not hasattr(module, name):
+                missing.append(f"{alias}.{name}")
+    assert not missing, missing
