@@ -73,6 +73,7 @@ def test_input_type_switch_and_conversion():
     assert rasp.evaluate(prog.output, prog.convert_input(["3", "1"])) == [4, 2]
     assert dsl.parse("x = tokens;").input_type == "str"
     assert dsl.parse("x = tokens_bool;").convert_input([1, 0]) == [True, False]
+    assert dsl.parse("x = tokens_asis;").convert_input([1, "a"]) == [1, "a"]
     with pytest.raises(ParseError, match="two types"):
         dsl.parse('a = tokens == "x";\nb = tokens_int + 1;\n')
 

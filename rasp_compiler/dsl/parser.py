@@ -42,12 +42,13 @@ KEYWORDS = frozenset({"def", "return", "if", "else", "and", "or", "not", "in", "
 BUILTIN_FUNCTIONS = frozenset({"aggregate", "selector_width", "numerical", "categorical",
                                "indicator", "round", "abs", "full", "constant", "range", "zip", "len"})
 BUILTIN_VALUES = frozenset({"tokens", "indices", "length",
-                            "tokens_str", "tokens_int", "tokens_float", "tokens_bool"})
+                            "tokens_str", "tokens_int", "tokens_float", "tokens_bool", "tokens_asis"})
 RESERVED = KEYWORDS | BUILTIN_FUNCTIONS | BUILTIN_VALUES
 # ``tokens = tokens_int;`` switches the input type, as in the reference interpreter.
 ASSIGNABLE = frozenset({"tokens"})
 # The input types of the reference interpreter: how each ``tokens_*`` reads an input token.
-INPUT_TYPES = {"tokens_str": "str", "tokens_int": "int", "tokens_float": "float", "tokens_bool": "bool"}
+INPUT_TYPES = {"tokens_str": "str", "tokens_int": "int", "tokens_float": "float", "tokens_bool": "bool",
+               "tokens_asis": "asis"}
 
 _PREDICATES = {"==": core.Comparison.EQ, "!=": core.Comparison.NEQ, "<": core.Comparison.LT,
                ">": core.Comparison.GT, "<=": core.Comparison.LEQ, ">=": core.Comparison.GEQ,
@@ -65,7 +66,9 @@ class Program:
     first assignment (a name assigned twice maps to its last value), each labelled with
     its variable name. ``output`` is the SOp named by the last ``# output: name``
     comment, else the SOp of the last top-level assignment of an SOp (None if there is
-    none).
+    none). ``input_type`` is how the reference interpreter reads the input tokens:
+    ``"str"`` unless the program uses ``tokens_int`` / ``tokens_float`` / ``tokens_bool``
+    / ``tokens_asis`` (``"asis"``: the tokens as given).
     """
 
     programs: dict[str, core.RASPExpr]
@@ -77,7 +80,7 @@ class Program:
     def convert_input(self, xs) -> list:
         """``xs`` read as the program's input type (``tokens = tokens_int;`` makes "3" the
         number 3), the way the reference interpreter reads an input sequence."""
-        convert = {"str": str, "int": int, "float": float, "bool": bool}[self.input_type]
+        convert = {"str": str, "int": int, "float": float, "bool": bool, "asis": lambda x: x}[self.input_type]
         return [convert(x) for x in xs]
 
     def __getitem__(self, name: str) -> core.RASPExpr:
@@ -290,7 +293,7 @@ class _Interpreter:
         self.globals = _Scope()
         for name, b in _BUILTINS.items():
             self.globals.vars[name] = b
-        for name in ("tokens", "tokens_str", "tokens_int", "tokens_float", "tokens_bool"):
+        for name in ("tokens", *INPUT_TYPES):
             self.globals.vars[name] = core.tokens
         self.globals.vars["indices"] = core.indices
         self.globals.vars["length"] = self.length
