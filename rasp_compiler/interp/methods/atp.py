@@ -84,7 +84,7 @@ class _Attribution:
     """Gradients and QK terms for one (model, pairs), computed on demand and cached.
 
     A *unit* is the index (in ``dec.components``) of the component whose input gradient is
-    dropped, or ``None`` for no drop."""
+    dropped, a tuple of such indices (a whole layer, say), or ``None`` for no drop."""
 
     def __init__(self, dec: Decomposed, pairs: Pairs):
         import jax.numpy as jnp
@@ -106,7 +106,7 @@ class _Attribution:
         w = np.zeros((len(units), self.n_comp), np.float32)
         for k, u in enumerate(units):
             if u is not None:
-                w[k, u] = 1.0
+                w[k, list(u) if isinstance(u, tuple) else u] = 1.0
         return np.repeat(w, reps, axis=0)
 
     def gradients(self, qk: bool, unit):
@@ -209,7 +209,7 @@ class _Attribution:
         return out[:, :len(nodes)], out[:, len(nodes):]
 
 
-def _attribution_for(dec: Decomposed, pairs: Pairs) -> _Attribution:
+def attribution_state(dec: Decomposed, pairs: Pairs) -> _Attribution:
     """The cached attribution state of the last pairs seen on this model."""
     last = dec.__dict__.get("_attribution_last")
     if last is None or last.pairs is not pairs:
@@ -227,7 +227,7 @@ def attribution(dec: Decomposed, pairs: Pairs, nodes: list[str] | None = None,
     ("eap", "eap_qk", "eap_star")."""
     nodes = node_keys(dec) if nodes is None else nodes
     edges = edge_keys(dec) if edges is None else edges
-    att = _attribution_for(dec, pairs)
+    att = attribution_state(dec, pairs)
     gap = float(pairs.gap.mean())
     out: dict[str, Scores] = {}
     for node_name, edge_name, qk in (("atp", "eap", False), ("atp_qk", "eap_qk", True)):

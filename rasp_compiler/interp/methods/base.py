@@ -106,7 +106,8 @@ def fast_jit(fn):
     jitted, compiled = jax.jit(fn), {}
 
     def call(*args):
-        key = tuple((getattr(a, "shape", ()), str(getattr(a, "dtype", type(a)))) for a in args)
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        key = (tree, tuple((getattr(a, "shape", ()), str(getattr(a, "dtype", type(a)))) for a in leaves))
         if key not in compiled:
             lowered = jitted.lower(*args)
             try:
