@@ -237,8 +237,9 @@ score is the mean absolute change over 16 pairs.
   with the change the node makes to that head's input (propagated linearly by a `jax.jvp`),
   the pattern change multiplied by ∂M/∂pattern.
 * **AtP\\*** — the QK fix plus **GradDrop**: the estimate is recomputed with the gradient into
-  each layer's components dropped in turn, and a node scores Σ_l |estimate_l| / (L − 1), so
-  paths that cancel in the full gradient are seen one at a time (one-layer models: no drop).
+  one downstream head or MLP block dropped at a time, and a key scores the largest |estimate|
+  over these, so paths that cancel in the full gradient are seen one at a time.
+* **EAP-IG**, **path patching**, **ACDC** and **mask learning**: see the next section.
 
 Scores below 1e-4 of the clean–corrupted metric gap count as 0: float32 noise (larger in a
 rotated model) and a saturated softmax's exp(−50) are not evidence.
@@ -334,6 +335,13 @@ def variants_section(doc: Path) -> str:
     return "\n## Variants: methods against realistic ground truths\n\n" + kept + "\n"
 
 
+def methods_section(doc: Path) -> str:
+    """The hand-written section on each method (between its markers), kept as it is."""
+    begin, end = "<!-- methods:begin -->", "<!-- methods:end -->"
+    text = doc.read_text() if doc.exists() else ""
+    return text[text.index(begin):text.index(end) + len(end)] + "\n\n" if begin in text and end in text else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="four programs only")
@@ -381,7 +389,8 @@ def main() -> None:
     if args.no_write or args.quick:
         return
     import platform
-    doc = DOC_HEAD + f"""
+    head = DOC_HEAD.replace("## Scoring (", methods_section(Path(args.out)) + "## Scoring (", 1)
+    doc = head + f"""
 ## Results
 
 From `python benchmarks/interp_methods.py` (max_seq_len 5, {args.pairs} pairs per target,

@@ -20,13 +20,16 @@ from rasp_compiler.interp.pairs import Pairs
 @dataclass(frozen=True)
 class Scores:
     """One method's estimates: ``per_pair`` (P, K) signed changes of the metric, ``keys`` the
-    node names or (sender, receiver) edges, ``score`` the mean absolute change per key."""
+    node names or (sender, receiver) edges, ``score`` the mean absolute change per key.
+    ``threshold``: for methods that decide a circuit themselves (ACDC, path patching,
+    masks), the score at or above which a key is in it (same units as ``score``)."""
 
     method: str
     level: str  # "node" or "edge"
     keys: tuple
     per_pair: np.ndarray
     gap: float  # mean M(clean) - M(corrupt)
+    threshold: float | None = None
 
     @property
     def score(self) -> dict:

@@ -8,7 +8,7 @@ while switching as much off as it can:
     loss = mean over pairs (M_m - M_full)^2 / gap^2  +  sparsity x mean(m)
 
 A key's score is its final mask value (times the gap, so that the testbed's noise floor
-applies as to the other methods). Keys not asked for keep a mask of 1. Saturated
+applies as to the other methods); the circuit it reports is the keys with mask > 1/2. Keys not asked for keep a mask of 1. Saturated
 softmaxes and ReLU steps give flat stretches where the fidelity gradient is zero, so the
 penalty can push a mask across a step before the loss objects: the method can be wrong.
 """
@@ -84,14 +84,14 @@ def node_mask(dec: Decomposed, pairs: Pairs, nodes: list[str] | None = None) -> 
     nodes = nodes or node_keys(dec)
     m = learn_mask(dec, pairs, "node", nodes)
     gap = float(pairs.gap.mean())
-    return Scores("node_mask", "node", tuple(nodes), np.tile(m * gap, (len(pairs), 1)), gap)
+    return Scores("node_mask", "node", tuple(nodes), np.tile(m * gap, (len(pairs), 1)), gap, threshold=0.5 * gap)
 
 
 def edge_mask(dec: Decomposed, pairs: Pairs, edges: list[tuple[str, str]] | None = None) -> Scores:
     edges = edges or edge_keys(dec)
     m = learn_mask(dec, pairs, "edge", edges)
     gap = float(pairs.gap.mean())
-    return Scores("edge_mask", "edge", tuple(edges), np.tile(m * gap, (len(pairs), 1)), gap)
+    return Scores("edge_mask", "edge", tuple(edges), np.tile(m * gap, (len(pairs), 1)), gap, threshold=0.5 * gap)
 
 
 METHODS = (

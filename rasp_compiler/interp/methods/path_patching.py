@@ -60,7 +60,7 @@ def path_patching(dec: Decomposed, pairs: Pairs, edges: list[tuple[str, str]] | 
         m = (resid * np.tile(pairs.U, (len(ks), 1, 1))).sum((1, 2))
         per[:, ks] = (m - np.tile(base, len(ks))).reshape(len(ks), P).T
         found |= {edges[k] for k in ks if np.abs(per[:, k]).mean() > threshold * gap}
-    return Scores("path_patching", "edge", tuple(edges), per, gap)
+    return Scores("path_patching", "edge", tuple(edges), per, gap, threshold=threshold * gap)
 
 
 METHODS = (Method("path_patching", "edge", path_patching,
