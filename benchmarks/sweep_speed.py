@@ -69,9 +69,10 @@ def main() -> None:
     for ex in executors:
         w = 1 if ex == "serial" else args.workers
         rows.append(f"| {ex} | {w} | {times[ex]:.1f} s | {times['serial'] / times[ex]:.2f}× |")
+    load = os.getloadavg()[0]
     section = "\n".join([
         f"Measured by `python benchmarks/sweep_speed.py --workers {args.workers}` on this machine "
-        f"({os.cpu_count()} cores, shared with other work while it ran): {n_jobs} jobs = "
+        f"({os.cpu_count()} cores, shared with other work: load average {load:.0f} at the end): {n_jobs} jobs = "
         f"{len(METHODS)} methods ({', '.join(METHODS)}) × {n_jobs // len(METHODS)} tasks "
         f"({len(PROGRAMS)} library programs × {', '.join(variants)})"
         + (f"; Ray {ray_version}" if ray_version else "; Ray not installed") + ".",

@@ -22,6 +22,7 @@ import numpy as np
 
 from rasp_compiler.errors import RaspCompilerError
 from rasp_compiler.export.safetensors_file import atomic_write
+from rasp_compiler.export.values import printable_value
 from rasp_compiler.interp.tasks.circuit import aligned_truth, truth_to_json
 from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
 from rasp_compiler.interp.tasks.sources import DEFAULT_PROGRAMS, Source, TaskSetError, random_sources, select_sources
@@ -123,8 +124,8 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
             "variant": {"kind": variant.kind, "settings": dict(variant.settings)},
             "seed": seed,
             "exactness": {"accuracy": ex.accuracy, "checked_inputs": ex.checked_inputs, "how": ex.how,
-                          "metrics": dict(ex.metrics)},
-            "vocab": [str(v) for v in c.vocab], "max_seq_len": c.max_seq_len, "causal": c.causal,
+                          "metrics": {k: float(v) for k, v in ex.metrics.items()}},
+            "vocab": [printable_value(v) for v in c.vocab], "max_seq_len": c.max_seq_len, "causal": c.causal,
             "sizes": model.sizes(),
             "circuit": {"components": len(truth.scored),
                         "output_nodes": len(circuit["circuits"][0]["nodes"]),
