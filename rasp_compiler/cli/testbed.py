@@ -177,8 +177,10 @@ def score_command(
         out.print(f"[dim]... {len(ranked) - top} more; circuit members beyond the top {top}: "
                   f"{sum(k in circuit for k, _ in ranked[top:])}[/dim]")
     for view, row in chosen["views"].items():
-        out.print(f"{view}: ROC AUC {_num(row['auc'])}, TPR {_num(row['tpr'])} / FPR {_num(row['fpr'])} at k = "
-                  f"{row['pos']} positives, {row['neg']} negatives")
+        extra = "".join(f", {label} {_num(row[key])}" for key, label in
+                        (("pr_auc", "PR AUC"), ("f1", "F1@k"), ("faithfulness", "faithfulness")) if key in row)
+        out.print(f"{view}: ROC AUC {_num(row['auc'])}{extra}, TPR {_num(row['tpr'])} / FPR {_num(row['fpr'])} "
+                  f"at k = {row['pos']} positives, {row['neg']} negatives")
     s = data["summary"]
     out.print(f"mean AUC over {len(targets)} targets: active {_num(s['auc_active'])}, "
               f"structural {_num(s['auc_structural'])}")

@@ -14,13 +14,14 @@ def _mean(xs) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
-def table(results: list[dict], view: str = "active") -> tuple[list[str], list[str], dict]:
-    """(methods, variants, {(method, variant): (mean AUC over jobs, jobs)}): each job's AUC is
-    its mean over targets (node methods: node level; edge methods: edge level)."""
+def table(results: list[dict], view: str = "active", field: str = "auc") -> tuple[list[str], list[str], dict]:
+    """(methods, variants, {(method, variant): (mean over jobs, jobs)}) of a summary field
+    (auc, pr_auc, f1, faithfulness): each job's value is its mean over targets (node
+    methods at node level, edge methods at edge level)."""
     cells: dict = defaultdict(list)
     for r in results:
         res = r["result"]
-        cells[(res["method"], r["variant"])].append(res["summary"].get(f"auc_{view}"))
+        cells[(res["method"], r["variant"])].append(res["summary"].get(f"{field}_{view}"))
     methods = sorted({m for m, _ in cells}, key=lambda m: (m.startswith(("e", "edge")), m))
     variants = sorted({v for _, v in cells})
     return methods, variants, {k: (_mean(v), sum(x is not None for x in v)) for k, v in cells.items()}
@@ -33,10 +34,14 @@ def _fmt(x: float) -> str:
 def markdown(results: list[dict], errors: list[dict]) -> str:
     lines = [f"{len(results)} jobs, {len({r['task'] for r in results})} tasks, "
              f"{len({r['program'] for r in results})} programs; {len(errors)} failed jobs.", ""]
-    for view, what in (("active", "circuit members the pairs exercise"), ("structural", "the whole circuit")):
-        methods, variants, cells = table(results, view)
-        lines += [f"Mean ROC AUC ({view} truth: {what}); node methods at node level, edge methods at edge "
-                  f"level; each job averaged over its targets first (jobs in brackets).", "",
+    for field, view, what in (("auc", "active", "ROC AUC against the circuit members the pairs exercise"),
+                              ("auc", "structural", "ROC AUC against the whole circuit"),
+                              ("pr_auc", "active", "PR AUC (active)"), ("f1", "active", "F1 at k = circuit size (active)"),
+                              ("faithfulness", "active", "faithfulness of the top-k circuit (active)")):
+        methods, variants, cells = table(results, view, field)
+        if all(math.isnan(v[0]) for v in cells.values()):
+            continue
+        lines += [f"**{what}**; mean over jobs (each job averaged over its targets first; jobs in brackets).", "",
                   "| method | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|"]
         for m in methods:
             row = [f"{_fmt(cells[(m, v)][0])} ({cells[(m, v)][1]})" if (m, v) in cells else "" for v in variants]

@@ -96,15 +96,20 @@ def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, sto
     return Scored(_clean(data), result)
 
 
+SUMMARY_FIELDS = ("auc", "pr_auc", "f1", "faithfulness")  # averaged over targets by ``summary``
+
+
 def summary(targets: list[dict]) -> dict:
-    """Mean ROC AUC over targets, per view, and on the output alone."""
+    """Means over targets of ROC AUC, PR AUC, F1 at k and faithfulness, per view
+    (``auc_active``, ``pr_auc_structural``, ...), and the output's own (``auc_active_output``)."""
     out = {}
     for view in ("structural", "active"):
-        aucs = [t["views"][view]["auc"] for t in targets if view in t["views"]]
-        aucs = [a for a in aucs if a is not None and not (isinstance(a, float) and math.isnan(a))]
-        out[f"auc_{view}"] = float(np.mean(aucs)) if aucs else None
-        outs = [t["views"][view]["auc"] for t in targets if t["is_output"] and view in t["views"]]
-        out[f"auc_{view}_output"] = outs[0] if outs and outs[0] is not None else None
+        for f in SUMMARY_FIELDS:
+            vals = [t["views"][view].get(f) for t in targets if view in t["views"]]
+            vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            out[f"{f}_{view}"] = float(np.mean(vals)) if vals else None
+            outs = [t["views"][view].get(f) for t in targets if t["is_output"] and view in t["views"]]
+            out[f"{f}_{view}_output"] = outs[0] if outs and outs[0] is not None else None
     return out
 
 
