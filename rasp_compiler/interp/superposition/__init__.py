@@ -43,6 +43,10 @@ from rasp_compiler.interp.superposition.evaluate import (
     SAEScores, Setting, compressed_setting, feature_recovery, max_correlations, max_cosines, plain_setting,
     rotated_setting, sae_experiment, score_sae, site_features, splice_hooks,
 )
+from rasp_compiler.interp.superposition.groups import GroupScore, GroupScores, UnitScore, score_groups
+from rasp_compiler.interp.superposition.truth import (
+    FeatureGroup, FeatureTruth, feature_truth, functional_violations, planted_features, planted_truth,
+)
 from rasp_compiler.interp.superposition.sae import (
     DEFAULT_SPARSITY, SAE, SAE_KINDS, SAEConfig, decode_latents, encode_latents, train_sae, train_saes,
 )
@@ -56,4 +60,6 @@ __all__ = [
     "plain_setting", "rotated_setting", "sae_experiment", "score_sae", "site_features", "splice_hooks",
     "DEFAULT_SPARSITY", "SAE", "SAE_KINDS", "SAEConfig", "decode_latents", "encode_latents", "train_sae",
     "train_saes",
+    "GroupScore", "GroupScores", "UnitScore", "score_groups",
+    "FeatureGroup", "FeatureTruth", "feature_truth", "functional_violations", "planted_features", "planted_truth",
 ]

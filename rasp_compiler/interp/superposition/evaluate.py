@@ -40,10 +40,11 @@ from rasp_compiler.interp.superposition.compress import CompressionResult, compr
 from rasp_compiler.interp.superposition.data import (
     NON_FEATURES, ProgramData, accuracy, residual_sites, site_activations,
 )
+from rasp_compiler.interp.superposition.groups import RECOVERY_THRESHOLD, score_groups
 from rasp_compiler.interp.superposition.sae import SAE, SAEConfig, train_saes
+from rasp_compiler.interp.superposition.truth import FeatureTruth, feature_truth
 from rasp_compiler.model.compiled import CompiledModel
 
-RECOVERY_THRESHOLD = 0.9
 DENSE_FRACTION = 0.5
 
 
@@ -132,13 +133,20 @@ class SAEScores:
     l0: float  # mean number of active latents per token
     spliced_accuracy: float  # exact-match rate with the reconstruction spliced in
     baseline_accuracy: float  # same model, nothing spliced
+    # against feature groups (see truth.py / groups.py): independent features only
+    units_recovered: float = float("nan")  # values / numbers with a latent in the group's span firing for them
+    group_capture: float = float("nan")  # mean fraction of a group's varying subspace spanned by its latents
+    groups_captured: float = float("nan")  # fraction of groups with capture >= 0.9
+    interaction_recovered: float = float("nan")  # units_recovered for interaction groups (not independent)
     per_feature: dict[str, float] = field(default_factory=dict)  # label -> max cosine
     per_feature_corr: dict[str, float] = field(default_factory=dict)  # label -> max correlation
+    per_unit: dict[str, float] = field(default_factory=dict)  # unit label -> best F1 / correlation in span
+    per_group: dict[str, float] = field(default_factory=dict)  # group -> capture
 
     def row(self) -> dict:
         d = asdict(self)
-        d.pop("per_feature")
-        d.pop("per_feature_corr")
+        for key in ("per_feature", "per_feature_corr", "per_unit", "per_group"):
+            d.pop(key)
         return d
 
 
@@ -157,19 +165,32 @@ def splice_hooks(sae: SAE, site: str, include_bos: bool = False) -> dict:
 
 def score_sae(sae: SAE, setting: Setting, site: str, data: ProgramData, features: Sequence[int] | None = None,
               include_bos: bool = False, acts: np.ndarray | None = None,
-              baseline_accuracy: float | None = None, values: np.ndarray | None = None) -> SAEScores:
-    """Every score of ``sae`` trained at ``site`` of ``setting``, measured on ``data``."""
+              baseline_accuracy: float | None = None, h: np.ndarray | None = None,
+              truth: FeatureTruth | None = None) -> SAEScores:
+    """Every score of ``sae`` trained at ``site`` of ``setting``, measured on ``data``.
+
+    ``sae`` is anything with ``decoder`` (rows = latent directions), ``encode``,
+    ``reconstruct``, ``kind``, ``n_latents`` and ``sparsity`` (our :class:`SAE`, or an
+    SAE-Lens SAE through :class:`~.saelens.SAELensDictionary`). ``h`` is the original
+    model's residual at ``site`` (labelled basis) and ``truth`` its feature groups; both
+    are computed when not given.
+    """
     if features is None:
         features = site_features(setting.original, data, site, include_bos)
     if acts is None:
         acts = site_activations(setting.model, data, site, include_bos)
+    if h is None:
+        h = site_activations(setting.original, data, site, include_bos)
+    if truth is None:
+        truth = feature_truth(setting.original, alive=features)
     labels = setting.labels
     cos = max_cosines(sae.decoder, setting.feature_directions(features)) if len(features) else np.zeros(0)
     f = sae.encode(acts)
     active = f > 0
-    if values is None:  # the true features' values at every token (original basis)
-        values = site_activations(setting.original, data, site, include_bos)[:, list(features)]
+    values = h[:, list(features)]  # the true features' values at every token (original basis)
     corr = max_correlations(f, values) if len(features) else np.zeros(0)
+    grouped = score_groups(sae.decoder, f, setting.W, h, truth)
+    indep, inter = grouped.summary("independent"), grouped.summary("interaction")
     recon = sae.reconstruct(acts)
     var = float(((acts - acts.mean(0)) ** 2).sum(-1).mean())
     mse = float(((acts - recon) ** 2).sum(-1).mean())
@@ -177,7 +198,7 @@ def score_sae(sae: SAE, setting: Setting, site: str, data: ProgramData, features
         baseline_accuracy = accuracy(setting.model, data)
     spliced = accuracy(setting.model, data, hooks=splice_hooks(sae, site, include_bos))
     return SAEScores(
-        setting=setting.name, site=site, kind=sae.kind, sparsity=float(sae.config.lam),
+        setting=setting.name, site=site, kind=sae.kind, sparsity=float(sae.sparsity),
         n_features=len(features), n_latents=sae.n_latents,
         mean_max_cos=float(cos.mean()) if len(cos) else float("nan"),
         recovered=float((cos >= RECOVERY_THRESHOLD).mean()) if len(cos) else float("nan"),
@@ -186,8 +207,12 @@ def score_sae(sae: SAE, setting: Setting, site: str, data: ProgramData, features
         dead=float((~active.any(0)).mean()), dense=float((active.mean(0) > DENSE_FRACTION).mean()),
         nmse=mse / var if var > 0 else float("nan"), l0=float(active.sum(-1).mean()),
         spliced_accuracy=spliced, baseline_accuracy=float(baseline_accuracy),
+        units_recovered=indep["units_recovered"], group_capture=indep["group_capture"],
+        groups_captured=indep["groups_captured"], interaction_recovered=inter["units_recovered"],
         per_feature={labels[i]: float(c) for i, c in zip(features, cos)},
-        per_feature_corr={labels[i]: float(c) for i, c in zip(features, corr)})
+        per_feature_corr={labels[i]: float(c) for i, c in zip(features, corr)},
+        per_unit={u.label: u.best for u in grouped.units},
+        per_group={g.name: g.capture for g in grouped.groups})
 
 
 def sae_experiment(setting: Setting, site: str, train_data: ProgramData, eval_data: ProgramData,
@@ -197,10 +222,11 @@ def sae_experiment(setting: Setting, site: str, train_data: ProgramData, eval_da
     train_acts = site_activations(setting.model, train_data, site, include_bos)
     eval_acts = site_activations(setting.model, eval_data, site, include_bos)
     features = site_features(setting.original, eval_data, site, include_bos)
-    values = site_activations(setting.original, eval_data, site, include_bos)[:, features]
+    h = site_activations(setting.original, eval_data, site, include_bos)
+    truth = feature_truth(setting.original, alive=features)
     base = accuracy(setting.model, eval_data)
     saes = train_saes(train_acts, config, sparsities, log=log, tag=f"{setting.name} {site} ")
-    return [(sae, score_sae(sae, setting, site, eval_data, features, include_bos, eval_acts, base, values))
+    return [(sae, score_sae(sae, setting, site, eval_data, features, include_bos, eval_acts, base, h, truth))
             for sae in saes]
 
 

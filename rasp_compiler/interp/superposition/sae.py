@@ -118,6 +118,10 @@ class SAE:
         return int(self.params["W_dec"].shape[0])
 
     @property
+    def sparsity(self) -> float:
+        return self.config.lam
+
+    @property
     def decoder(self) -> np.ndarray:
         """(n_latents, d): unit-norm direction of each latent."""
         return self.params["W_dec"]
