@@ -288,3 +288,64 @@ def test_every_sae_kind_recovers_planted_independent_features(kind):
     rand = sp.SAE.from_decoder(np.random.default_rng(0).standard_normal((24, 16)))
     chance = sp.score_groups(rand.decoder, rand.encode(x), W, codes, truth).summary()
     assert chance["units_recovered"] <= 0.2 and sp.max_cosines(rand.decoder, W.T).mean() < 0.8
+
+
+# ----------------------------------------------------------------------------- truth dictionaries under the SAE loss
+def test_truth_dictionaries_are_exact_and_priced_by_the_sae_loss(frac):
+    from rasp_compiler.interp.superposition import truth_loss
+
+    model, program, train, test = frac
+    site = sp.residual_sites(model)[-1]
+    features = sp.site_features(model, test, site)
+    truth = sp.feature_truth(model, features)
+    h = sp.site_activations(model, test, site)
+    one = model.labels.residual.index("one")
+    rot = sp.rotated_setting(model, seed=0)
+    acts = sp.site_activations(rot.model, test, site)
+    onehot = truth_loss.onehot_dictionary(rot.W, h, features, one)
+    grouped = truth_loss.group_dictionary(rot.W, h, truth, one)
+    for dic in (onehot, grouped):  # both reconstruct the rotated residual exactly (up to attention leakage)
+        assert np.abs(dic.reconstruct() - acts).max() < 1e-3
+        assert np.allclose(np.linalg.norm(dic.decoder, axis=1), 1.0) and (dic.codes >= 0).all()
+    # one-hot: L0 = number of non-zero feature dimensions per token; groups: tokens and indices (always on)
+    # fold their most frequent value into the bias, so fewer latents fire
+    lo = truth_loss.truth_objective(onehot, acts, "jumprelu", 0.5, 1.0)
+    lg = truth_loss.truth_objective(grouped, acts, "jumprelu", 0.5, 1.0)
+    assert lo["l0"] == pytest.approx((np.abs(h[:, features]) > 1e-3).sum(1).mean())
+    assert lg["l0"] < lo["l0"] and lo["total"] == pytest.approx(0.5 * lo["l0"], abs=1e-6)
+    # the trained SAE's objective is its own loss on the tokens
+    sae = sp.train_sae(acts, sp.SAEConfig(kind="relu", n_latents=11, steps=100))
+    own = truth_loss.sae_objective(sae, acts)
+    assert own["total"] == pytest.approx(own["recon"] + sae.sparsity * own["sparsity"], rel=1e-5)
+    assert own["recon"] * len(acts) == pytest.approx(
+        ((acts * sae.scale - sae.reconstruct(acts) * sae.scale) ** 2).sum(), rel=1e-3)
+
+
+# ----------------------------------------------------------------------------- SAE-Lens adapter
+def test_saelens_sae_scores_like_ours(frac):
+    """A real SAE-Lens StandardSAE carrying one of our trained ReLU SAEs' weights (scale folded in)
+    gets the same scores through the adapter as our SAE (skipped without the `sae` extra)."""
+    torch = pytest.importorskip("torch")
+    sae_lens = pytest.importorskip("sae_lens")
+    from rasp_compiler.interp.superposition.saelens import SAELensDictionary
+
+    model, program, train, test = frac
+    site = sp.residual_sites(model)[-1]
+    rot = sp.rotated_setting(model, seed=0)
+    acts = sp.site_activations(rot.model, train, site)
+    ours = sp.train_sae(acts, sp.SAEConfig(kind="relu", n_latents=11, steps=100))
+    D, m, s = model.config.d_model, ours.n_latents, ours.scale
+    cfg = sae_lens.StandardSAEConfig(d_in=D, d_sae=m, apply_b_dec_to_input=True, dtype="float32", device="cpu")
+    theirs = sae_lens.StandardSAE(cfg)
+    p = ours.params
+    with torch.no_grad():  # ours: f = relu((s x - b_dec) W_enc + b_enc), x_hat = (f W_dec + b_dec) / s
+        theirs.W_enc.copy_(torch.tensor(s * p["W_enc"]))
+        theirs.b_enc.copy_(torch.tensor(p["b_enc"]))
+        theirs.W_dec.copy_(torch.tensor(p["W_dec"] / s))
+        theirs.b_dec.copy_(torch.tensor(p["b_dec"] / s))
+    wrapped = SAELensDictionary(theirs, sparsity=ours.sparsity)
+    assert wrapped.kind == "sae-lens standard" and wrapped.n_latents == m
+    assert np.allclose(wrapped.encode(acts), ours.encode(acts), atol=1e-4)
+    a, b = sp.score_sae(ours, rot, site, test), sp.score_sae(wrapped, rot, site, test)
+    for key in ("mean_max_cos", "units_recovered", "group_capture", "nmse", "l0", "spliced_accuracy"):
+        assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-3), key

@@ -17,16 +17,20 @@ A *site* is a hook name (``blocks.{l}.hook_resid_pre`` or the final
 dimensions other than ``one`` and ``bos`` that are non-zero somewhere at that site
 (a value computed in a later layer is not yet in the stream).
 
-Scores (:class:`SAEScores`): mean over true features of the best cosine with any
-decoder row; the fraction of features whose best cosine is at least 0.9; dead latents
-(never active on the evaluation tokens) and dense latents (active on more than half of
-them); the same two recovery scores for activations instead of directions (the best
-Pearson correlation of any latent's activation with the feature's value over the
-tokens: a latent can track a feature exactly while its direction is the feature plus a
-vector shared with other features, see docs/superposition.md); reconstruction MSE over the
-activations' total variance; mean L0; and the
-model's exact-match accuracy with the SAE's reconstruction spliced into the residual
-stream at the site (at every position but BOS, which the SAE is not trained on).
+Scores (:class:`SAEScores`), against two truths:
+
+* single one-hot directions: mean over labelled features of the best cosine with any
+  decoder row, the fraction with best cosine >= 0.9, and the same for activations (best
+  Pearson correlation of a latent's activation with the feature's value);
+* feature groups (:mod:`.truth`, :mod:`.groups`): the fraction of the independent
+  groups' units (values, numbers) recovered by a latent that lies in the group's span
+  and fires for the unit, the mean fraction of each independent group's varying subspace
+  spanned by its latents, and the unit recovery of interaction groups, reported apart.
+
+Plus dead latents (never active on the evaluation tokens), dense latents (active on
+more than half of them), reconstruction MSE over the activations' total variance, mean
+L0, and the model's exact-match accuracy with the SAE's reconstruction spliced into the
+residual stream at the site (at every position but BOS, which the SAE is not trained on).
 """
 
 from __future__ import annotations
