@@ -9,8 +9,17 @@ for dictionary learning. This package
   :class:`~rasp_compiler.model.compiled.CompiledModel` and feature ``i`` is ``W e_i``;
 * trains ReLU, Gated and JumpReLU sparse autoencoders on residual activations:
   :func:`train_sae`, :func:`train_saes` (several sparsity coefficients in one run);
-* scores them against the known features in a plain, a randomly rotated and a
-  compressed residual basis: :func:`sae_experiment`, :func:`score_sae`.
+* derives the truth an SAE can be asked to find from the program graph: feature groups
+  (a categorical SOp's one-hot dimensions span one subspace), split into independent
+  features (inputs, attention outputs) and values that are functions of others at the
+  same position: :func:`feature_truth`; planted features for sanity checks:
+  :func:`planted_features`;
+* scores SAEs against single one-hot directions and against the groups (a latent in a
+  group's span firing for one value; the share of a group's subspace its latents span)
+  in a plain, a randomly rotated and a compressed residual basis:
+  :func:`sae_experiment`, :func:`score_sae`, :func:`score_groups`;
+* prices truth dictionaries under the SAE loss (``truth_loss``) and scores SAE-Lens SAEs
+  through an adapter (``saelens``, optional extra ``sae``).
 
 Example::
 
