@@ -54,10 +54,33 @@ def all_methods() -> tuple[str, ...]:
         return ("patching", "atp", "atp_qk", "atp_star")
 
 
+def trained_settings(name: str) -> dict | None:
+    """Settings and cached weights of the trained variant, from benchmarks/train_siit.py: training
+    takes minutes per program, so only the programs it trained (seed 0, weights in
+    benchmarks/results/trained/) are scored; None for the others."""
+    path = ROOT / "benchmarks" / "train_siit.py"
+    if not path.exists():
+        return None
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("train_siit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cache = Path(module.CACHE) / f"{name}.safetensors"
+    if name not in module.PROGRAMS or not cache.exists():
+        return None
+    return {**module.PROGRAMS[name], "cache": cache}
+
+
 def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods) -> list[dict]:
     """The records of one (program, variant, seed): one per method and level."""
     t0 = time.time()
-    v = make_variant(model, kind, seed=seed, **SETTINGS.get(kind, {}))
+    settings = dict(SETTINGS.get(kind, {}))
+    if kind == "trained":
+        found = trained_settings(name)
+        if found is None:
+            raise LookupError(f"no trained weights for {name!r} (benchmarks/train_siit.py trains them)")
+        settings.update(found)
+    v = make_variant(model, kind, seed=seed, **settings)
     built = time.time() - t0
     res = evaluate(v.model, name, n_pairs=n_pairs, seed=seed, targets=[model.config.output], gt=v.truth,
                    methods=methods)
@@ -82,16 +105,26 @@ def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods) -> li
     return rows
 
 
-def sweep(names, kinds, seeds, n_pairs: int, methods, log=print) -> tuple[list[dict], list[dict]]:
-    rows, failures = [], []
+def sweep(names, kinds, seeds, n_pairs: int, methods, log=print, done: list[dict] = (), save=None
+          ) -> tuple[list[dict], list[dict]]:
+    """Records of every (program, kind, seed) and method not already in ``done`` (the
+    records of an earlier run, kept: a method landed later runs alone); ``save(rows,
+    failures)`` after each model, so a stopped sweep resumes where it was."""
+    rows, failures = list(done), []
+    have: dict = defaultdict(set)
+    for r in done:
+        have[(r["program"], r["variant"], r["seed"])].add(r["method"])
     for name in names:
         e = LIBRARY[name]
         model = compile_rasp_to_model(e.build(), e.vocab, e.max_seq_len)
         for kind in kinds:
-            for seed in seeds:
+            for seed in (seeds[:1] if kind == "trained" else seeds):  # trained: the cached seed-0 weights
+                todo = tuple(m for m in methods if m not in have[(name, kind, seed)])
+                if not todo:
+                    continue
                 t0 = time.time()
                 try:
-                    got = run_one(model, name, kind, seed, n_pairs, methods)
+                    got = run_one(model, name, kind, seed, n_pairs, todo)
                 except Exception as ex:  # a variant that does not apply to this program: recorded, not hidden
                     failures.append({"program": name, "variant": kind, "seed": seed,
                                      "error": f"{type(ex).__name__}: {ex}"[:300]})
@@ -99,7 +132,9 @@ def sweep(names, kinds, seeds, n_pairs: int, methods, log=print) -> tuple[list[d
                     break
                 rows += got
                 log(f"  {name:16s} {kind:12s} seed {seed}: {time.time() - t0:5.1f}s "
-                    f"accuracy {got[0]['accuracy']:.3f}")
+                    f"accuracy {got[0]['accuracy']:.3f} ({', '.join(todo)})")
+                if save is not None:
+                    save(rows, failures)
     return rows, failures
 
 
@@ -262,11 +297,14 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_PROGRAMS)}; one seed; 4 pairs")
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--programs", nargs="*")
     ap.add_argument("--kinds", nargs="*", help="variant kinds (default: every available one)")
     ap.add_argument("--methods", nargs="*", help="method names (default: every registered one)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the page section and figure from --json")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the records of --json and run only what they lack (new methods, kinds, seeds)")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "testbed.md")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "testbed_variants.png")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "testbed_variants.json")
@@ -278,15 +316,34 @@ def main(argv=None) -> dict:
     methods = tuple(args.methods or all_methods())
     print(f"{len(names)} programs x {kinds} x seeds {seeds}; methods {', '.join(methods)}", flush=True)
     t0 = time.time()
-    rows, failures = sweep(names, kinds, seeds, pairs, methods, log=lambda s: print(s, flush=True))
-    meta = {"command": "python benchmarks/testbed_variants.py" + (" --quick" if args.quick else ""),
-            "programs": len(names), "seeds": len(seeds), "pairs": pairs, "seconds": time.time() - t0}
+    done, spent, old_failures = [], 0.0, []
+    if (args.resume or args.render_only) and args.json.exists():
+        old = json.loads(args.json.read_text())
+        done, spent = old["rows"], float(old["meta"].get("seconds", 0.0))
+        done = [r for r in done if r["program"] in names and r["variant"] in kinds]
+        old_failures = [f for f in old["failures"] if f["program"] in names and f["variant"] in kinds]
+    if args.render_only:
+        names, seeds = list(dict.fromkeys(r["program"] for r in done)), sorted({r["seed"] for r in done})
+
+    def meta_now() -> dict:
+        return {"command": "nice -n 10 python benchmarks/testbed_variants.py" + (" --quick" if args.quick else ""),
+                "programs": len(names), "seeds": len(seeds), "pairs": pairs, "seconds": spent + time.time() - t0}
+
+    def save(rows, failures):
+        if not args.no_write:
+            atomic_write(args.json, json.dumps({"meta": meta_now(), "rows": rows, "failures": failures},
+                                               indent=1, default=float).encode())
+
+    rows, failures = (done, []) if args.render_only else \
+        sweep(names, kinds, seeds, pairs, methods, log=lambda s: print(s, flush=True), done=done,
+              save=lambda r, f: save(r, old_failures + f))
+    failures = old_failures + [f for f in failures if f not in old_failures]
+    meta = meta_now() if not args.render_only else {**old["meta"], "programs": len(names)}
     section = render(rows, failures, meta)
     print(section)
     if not args.no_write:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.json, json.dumps({"meta": meta, "rows": rows, "failures": failures}, indent=1,
-                                           default=float).encode())
+        if not args.render_only:
+            save(rows, failures)
         figure(rows, args.figure)
         write_section(args.doc, section)
         print("wrote", args.doc, args.figure, args.json)
