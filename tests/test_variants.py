@@ -145,3 +145,15 @@ def test_testbed_scores_variants_with_precision_and_faithfulness(compiled):
     faith = _Faithfulness(Decomposed(v.model), out.pairs, component_deltas(Decomposed(v.model), out.pairs)[2])
     assert faith.nodes([]) < 0.5  # only the embedding clean
     assert faith.nodes(out.circuit_nodes[1:]) < 0.99
+
+
+def test_dense_with_learned_compression_keeps_the_truth_and_measures_its_cost(compiled):
+    model, program = compiled("hist"), LIBRARY["hist"].build()
+    with pytest.raises(VariantError, match="needs the program"):
+        make_variant(model, "dense", compress_to=8)
+    v = make_variant(model, "dense", seed=0, compress_to=8, program=program, compress_steps=150)
+    assert v.model.config.d_model == 8 and v.settings["compress_to"] == 8
+    assert 0.5 < v.exactness.accuracy <= 1.0  # measured, not assumed
+    plain = make_variant(model, "distractors", seed=0)
+    assert set(v.truth.graph.edges) == set(plain.truth.graph.edges)
+    assert v.truth.features.features[3].direction.shape == (8,)  # W e_i, rotated

@@ -16,13 +16,22 @@ exactly 0. So by default the dense variant starts from the distractors variant
 (:mod:`.distractors`): active, cancelling components, now also spread over every
 direction. Truth: the ground truth read back through ``residual_basis`` (the same graph
 as before the change of basis; tests check it).
+
+``compress_to=d'`` (with ``program``) first squeezes the residual stream into d' < d_model
+dimensions with the learned compression of
+:mod:`rasp_compiler.interp.superposition.compress` (tracr's superposition study): features
+then share dimensions and interfere, the function is only approximately kept (the
+accuracy is measured), and the truth is the uncompressed model's graph with each feature's
+direction ``W e_i`` (then rotated) as its direction.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from rasp_compiler.interp.ground_truth import ground_truth
+from rasp_compiler.interp.ground_truth import FeatureDictionary, ground_truth, residual_basis
 from rasp_compiler.interp.rotate import random_orthogonal, rotate_residual
 from rasp_compiler.interp.variants.base import Variant, check_inputs, measure_exactness
 
@@ -55,17 +64,46 @@ def rotate_heads_and_neurons(model, seed: int = 0):
     return new
 
 
-def make_dense(model, seed: int = 0, distractors: bool = True, **distractor_settings) -> Variant:
-    """The (distractors) variant of ``model`` in random bases (see the module docstring)."""
+def make_dense(model, seed: int = 0, distractors: bool = True, compress_to: int | None = None,
+               program=None, compress_steps: int = 1000, **distractor_settings) -> Variant:
+    """The (distractors) variant of ``model`` in random bases, optionally compressed to
+    ``compress_to`` residual dimensions (see the module docstring)."""
     if distractors:
         from rasp_compiler.interp.variants.distractors import make_distractors
         base = make_distractors(model, seed=seed, **distractor_settings).model
     else:
         base = model
+    settings = {"seed": seed, "distractors": distractors, **distractor_settings}
+    truth = None
+    if compress_to is not None:
+        base, truth = _compress(base, program, compress_to, compress_steps, seed)
+        settings.update(compress_to=compress_to, compress_steps=compress_steps)
     dense = rotate_heads_and_neurons(rotate_residual(base, seed=seed), seed=seed + 1)
+    if truth is None:
+        truth = ground_truth(dense)
+    else:  # the features' directions through W, then through the rotation
+        basis = residual_basis(dense)
+        truth = dataclasses.replace(truth, features=FeatureDictionary(
+            tuple(dataclasses.replace(f, direction=basis[f.index].copy()) for f in truth.features.features),
+            truth.features.neurons))
     inputs, how = check_inputs(model)
-    return Variant("dense", dense, ground_truth(dense), measure_exactness(dense, model, inputs, how),
-                   {"seed": seed, "distractors": distractors, **distractor_settings})
+    return Variant("dense", dense, truth, measure_exactness(dense, model, inputs, how), settings)
+
+
+def _compress(model, program, d: int, steps: int, seed: int):
+    """The model with its residual stream learned into d dimensions, and its (uncompressed) truth."""
+    from rasp_compiler.errors import VariantError
+    from rasp_compiler.interp.superposition.compress import compressed_model, train_compression
+    if program is None:
+        raise VariantError("compress_to needs the program (program=...): the compression is trained on "
+                           "the evaluator's outputs")
+    if not 0 < d < model.config.d_model:
+        raise VariantError(f"compress_to must be in 1..{model.config.d_model - 1} (d_model), got {d}")
+    truth = ground_truth(model)
+    result = train_compression(model, program, d, steps=steps, seed=seed)
+    small = compressed_model(model, result.W)
+    small.residual_basis = residual_basis(model) @ np.asarray(result.W, np.float64).T  # row i: W e_i
+    return small, truth
 
 
 make = make_dense
