@@ -232,8 +232,9 @@ def findings(rows) -> list[str]:
 
 def render(rows, failures, meta: dict) -> str:
     kinds = kinds_of(rows)
-    parts = [BEGIN, "", f"From `{meta['command']}` ({meta['programs']} programs, variants "
-             f"{', '.join(kinds)}, seeds {meta['seeds']}, {meta['pairs']} pairs, output target; "
+    programs, seeds = len({r["program"] for r in rows}), sorted({r["seed"] for r in rows})
+    parts = [BEGIN, "", f"From `{meta['command']}` ({programs} programs, variants "
+             f"{', '.join(kinds)}, seeds {', '.join(map(str, seeds))}, {meta['pairs']} pairs, output target; "
              f"{meta['seconds']:.0f} s on {os.cpu_count()} CPU cores, Python {platform.python_version()}). "
              "Every record (per seed): `benchmarks/results/testbed_variants.json`.", ""]
     # variants
@@ -320,10 +321,10 @@ def main(argv=None) -> dict:
     if (args.resume or args.render_only) and args.json.exists():
         old = json.loads(args.json.read_text())
         done, spent = old["rows"], float(old["meta"].get("seconds", 0.0))
-        done = [r for r in done if r["program"] in names and r["variant"] in kinds]
-        old_failures = [f for f in old["failures"] if f["program"] in names and f["variant"] in kinds]
-    if args.render_only:
-        names, seeds = list(dict.fromkeys(r["program"] for r in done)), sorted({r["seed"] for r in done})
+        old_failures = old["failures"]  # records accumulate: a narrower run keeps the others
+    if args.render_only or args.resume:
+        names = list(dict.fromkeys([r["program"] for r in done] + names)) if args.render_only else names
+        seeds = sorted({r["seed"] for r in done} | set([] if args.render_only else seeds))
 
     def meta_now() -> dict:
         return {"command": "nice -n 10 python benchmarks/testbed_variants.py" + (" --quick" if args.quick else ""),
