@@ -452,14 +452,23 @@ EXAMPLE_INPUTS = {
 }
 
 
+EXAMPLE_ALPHABETS = {"frac_prevs": "xy", "pair_balance": "()a", "dyck2": "(){}"}
+
+
 def example_cases() -> list[dict]:
+    """Every example on a few inputs over its own alphabet (digits for tokens_int programs)."""
     from rasp_compiler import dsl
     cases = []
     for path in sorted((ROOT / "examples").glob("*.rasp")):
         text = path.read_text(encoding="utf-8")
         prog = dsl.parse(text, filename=str(path))
-        cases.append({"id": f"examples/{path.name}", "text": text, "name": output_name(prog),
-                      "inputs": EXAMPLE_INPUTS[prog.input_type if prog.input_type == "int" else "str"]})
+        if prog.input_type == "int":
+            inputs = EXAMPLE_INPUTS["int"]
+        else:
+            alphabet = EXAMPLE_ALPHABETS.get(path.stem, "abc")
+            inputs = [list(alphabet), list(alphabet[::-1] + alphabet[0]), list(alphabet[0]),
+                      list(alphabet[1] + alphabet[0] * 2 + alphabet[-1])]
+        cases.append({"id": f"examples/{path.name}", "text": text, "name": output_name(prog), "inputs": inputs})
     return cases
 
 
@@ -582,10 +591,14 @@ def write_doc(results: list[dict], args, elapsed: float) -> str:
                 lines.append(f"  <details><summary>program</summary>\n\n  ```\n  {text}\n  ```\n  </details>")
     refused = [r for r in results if r["ours"].get("compiled", {}).get("status") == "refused"]
     if refused:
-        lines += ["", "## Programs the compiler refuses", ""]
+        lines += ["", "## Programs the compiler refuses", "",
+                  "Not differences from the reference (`rasp.evaluate` agrees with it on these); the "
+                  "compiler's own refusals, each with its message:", ""]
         reasons = Counter(r["ours"]["compiled"]["reason"].split(":")[0] for r in refused)
-        for reason, count in reasons.most_common():
-            lines.append(f"* {reason}: {count}")
+        lines.append(", ".join(f"{reason}: {count}" for reason, count in reasons.most_common()))
+        lines.append("")
+        for r in refused:
+            lines.append(f"* `{r['id']}`: {r['ours']['compiled']['reason'][:220]}")
     wrong = [r for r in results if r["ours"].get("compiled", {}).get("wrong")]
     for r in wrong:
         lines.append(f"* compiled model wrong on `{r['id']}`: {r['ours']['compiled']}")
