@@ -334,18 +334,43 @@ def explicitly_categorical(sop: core.SOp) -> bool:
     return sop.annotations.get("encoding") is core.Encoding.CATEGORICAL
 
 
-def infer_numerical_aggregate(sop: core.SOp, numeric_tokens: bool = False) -> bool:
+def selects_at_most_one(sel: core.Selector) -> bool:
+    """Whether every query selects at most one key, by construction: ``select(indices, q, ==)``
+    (positions are distinct), or an ``and`` with such a selector."""
+    if isinstance(sel, core.SelectorAnd):
+        return selects_at_most_one(sel.fst) or selects_at_most_one(sel.snd)
+    return (isinstance(sel, core.Select) and sel.predicate is core.Comparison.EQ
+            and isinstance(sel.keys, core.IndicesType))
+
+
+def copies_numbers(sop: core.SOp, numeric_tokens: bool = False) -> bool:
+    """Whether ``sop`` is a categorical sequence of numbers that are never booleans
+    (positions, widths, number tokens, arithmetic, lookups of numbers)."""
+    if sop.is_numerical or explicitly_categorical(sop):
+        return False
+    if isinstance(sop, (core.IndicesType, core.SelectorWidth)) or (numeric_tokens and isinstance(sop, core.TokensType)):
+        return True
+    f = formula_of(sop)
+    return (isinstance(f, Op) and (f.op in ARITHMETIC or f.op == "[]")
+            and _numeric(sop, counts=True, memo={}, numeric_tokens=numeric_tokens))
+
+
+def infer_numerical_aggregate(sop: core.SOp, numeric_tokens: bool = False,
+                              selector: core.Selector | None = None) -> bool:
     """Whether ``aggregate(sel, sop)`` (no explicit mode) is a numerical (mean) aggregate.
 
     The reference interpreter averages whenever several numbers are selected, so every
     number-valued sequence is averaged (one selected value is its own mean): numerical
     ones, number-valued ones by construction, indices, selector widths, and the tokens
-    when the program reads them as numbers (``numeric_tokens``, ``tokens = tokens_int;``).
+    when the program reads them as numbers (``numeric_tokens``, ``tokens = tokens_int;``),
+    except that numbers are copied when ``selector`` selects at most one position.
     """
     if sop.is_numerical:
         return True
     if explicitly_categorical(sop):
         return False
+    if selector is not None and selects_at_most_one(selector) and copies_numbers(sop, numeric_tokens):
+        return False  # one selected number is its own mean: a copy computes the same, more cheaply
     return _numeric(sop, counts=True, memo={}, numeric_tokens=numeric_tokens)
 
 

@@ -656,7 +656,7 @@ class _Interpreter:
         where: core.SOp = core.Full(key) if key >= 0 else self.elementwise(Op("+", (Arg(0), Const(key))),
                                                                           [self.length])
         where = self._categorical_view(where)
-        return self._reference_aggregate(core.Select(core.indices, where, core.Comparison.EQ), sop, None)
+        return self._reference_aggregate(core.Select(core.indices, where, core.Comparison.EQ), sop, _NOT_GIVEN)
 
     def _e_var(self, node, scope):
         tok = node.children[0]
@@ -909,7 +909,9 @@ class _Interpreter:
         are numbers (one selected value is itself), a copy otherwise; 0 where nothing is
         selected unless a default is given."""
         if numerical is None:
-            numerical = fm.infer_numerical_aggregate(seq, numeric_tokens=self._numeric_tokens())
+            numerical = fm.infer_numerical_aggregate(seq, numeric_tokens=self._numeric_tokens(), selector=sel)
+            if not numerical and default is _NOT_GIVEN and fm.copies_numbers(seq, self._numeric_tokens()):
+                default = 0  # a copy of numbers: the reference's default, a number too
         return self._build_aggregate(sel, seq, default, numerical)
 
     def _numeric_tokens(self) -> bool:

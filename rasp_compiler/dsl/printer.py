@@ -219,7 +219,7 @@ class _Printer:
                 # Written categorical(...) (here or where it is assigned), the parser sees an
                 # explicitly categorical SOp and makes the aggregate a copy, whatever the values.
                 return False
-            return fm.infer_numerical_aggregate(sop)
+            return fm.infer_numerical_aggregate(sop, selector=_through_views(node.selector))
         if isinstance(node, (core.Map, core.SequenceMap)):
             f = self._printed_formula(node)
             if f is not None:
