@@ -238,10 +238,28 @@ def test_aggregate_default_for_numerical():
     ('categorical(tokens == "a")', False), ("numerical(indices)", True),
 ])
 def test_aggregate_inference(seq, numerical):
-    prog = dsl.parse(f"agg = aggregate(select(indices, indices, ==), {seq});")
+    prog = dsl.parse(f"agg = aggregate(select(indices, indices, <=), {seq});")
     assert prog.output.is_numerical is numerical
     if numerical:
         assert prog.output.sop.is_numerical
+
+
+@pytest.mark.parametrize("seq, copied", [
+    ("indices", True), ("indices + 1", True), ("selector_width(select(tokens, tokens, ==))", True),
+    ("[3, 1, 2, 0][indices]", True), ('tokens == "a"', False), ('indicator(tokens == "a")', False), ("tokens", True),
+])
+def test_numbers_selected_at_most_once_are_copied(seq, copied):
+    """select(indices, q, ==) selects at most one key: a mean of numbers would be a copy anyway."""
+    prog = dsl.parse(f"agg = aggregate(select(indices, indices - 1, ==), {seq});")
+    assert (not prog.output.is_numerical) is copied
+    if copied and seq != "tokens":
+        assert prog.output.default == 0  # the reference's default, where nothing is selected
+    xs = list("abca")
+    sop = dsl.parse(f"s = {seq};")["s"]
+    values = run(sop, xs)
+    expected = [0 if i == 0 else values[i - 1] for i in range(len(xs))]
+    got = run(prog.output, xs)
+    assert all((g == e) or (g is None and e == 0 and seq == "tokens") for g, e in zip(got, expected)), got
 
 
 def test_forced_aggregate_mode():
