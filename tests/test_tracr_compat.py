@@ -231,3 +231,11 @@ def test_every_public_name_of_tracr_s_api_modules_exists_here():
             if not hasattr(module, name):
                 missing.append(f"{alias}.{name}")
     assert not missing, missing
+
+
+def test_an_expression_is_not_a_function_argument_although_callable():
+    from rasp_compiler.errors import RaspTypeError
+    for build in (lambda: rasp.Map(rasp.tokens, rasp.indices), lambda: rasp.SequenceMap(rasp.tokens, rasp.tokens, rasp.indices),
+                  lambda: rasp.Select(rasp.tokens, rasp.tokens, rasp.indices)):
+        with pytest.raises(RaspTypeError):
+            build()

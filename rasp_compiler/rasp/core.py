@@ -242,7 +242,7 @@ class Select(Selector):
         super().__init__()
         _need_sop(keys, "Select", "keys")
         _need_sop(queries, "Select", "queries")
-        if not callable(predicate):
+        if not callable(predicate) or isinstance(predicate, RASPExpr):  # expressions are callable too
             raise RaspTypeError(f"Select predicate must be a Comparison or a function (key, query) -> bool, got {predicate!r}")
         self.keys, self.queries, self.predicate = keys, queries, predicate
 
@@ -369,7 +369,8 @@ class SOp(RASPExpr):
 
     @property
     def encoding(self) -> Encoding:
-        return self.annotations["encoding"]
+        given = self._annotations.get("encoding")  # fast path: read on every node in every stage
+        return given if given is not None else self.annotations["encoding"]
 
     @property
     def is_numerical(self) -> bool:
@@ -445,7 +446,7 @@ class Map(SOp):
     def __init__(self, f: Callable[[Any], Any], inner: SOp, simplify: bool = True):
         super().__init__()
         _need_sop(inner, "Map", "input")
-        if not callable(f):
+        if not callable(f) or isinstance(f, RASPExpr):
             raise RaspTypeError(f"Map needs a function, got {f!r}")
         if simplify and isinstance(inner, Map) and type(inner) is Map:
             inner_f, f_outer = inner.f, f
@@ -467,7 +468,7 @@ class SequenceMap(SOp):
         super().__init__()
         _need_sop(fst, "SequenceMap", "first input")
         _need_sop(snd, "SequenceMap", "second input")
-        if not callable(f):
+        if not callable(f) or isinstance(f, RASPExpr):
             raise RaspTypeError(f"SequenceMap needs a function, got {f!r}")
         if fst.unique_id == snd.unique_id:
             _log.warning("SequenceMap of %s with itself: both inputs are the same SOp; a Map of it "
