@@ -10,7 +10,9 @@ the full model's metric grows by less than the threshold tau:
 Each tau in ``THRESHOLDS`` gives a circuit; an edge's score is the largest tau at which
 it survives (0 if it never does), so the sweep yields a ranking; the circuit it reports
 (``Scores.threshold``) is the edges that survive some tau >= 1%. All thresholds run side
-by side as one batch: one forward pass per candidate edge.
+by side as one batch (thresholds whose graphs coincide run once): one forward pass per
+candidate edge, none for an edge whose sender does not change or whose receiver's output
+no longer reaches anything.
 """
 
 from __future__ import annotations
@@ -32,28 +34,39 @@ def acdc_masks(dec: Decomposed, pairs: Pairs, edges, thresholds=THRESHOLDS) -> n
     P, T = len(pairs), len(thresholds)
     tau = np.asarray(thresholds, np.float64)
     gap = max(float(pairs.gap.mean()), 1e-12)
-    ids = np.tile(pairs.clean, (T, 1))
-    U = np.tile(pairs.U, (T, 1, 1))
-    ablated = {n: np.tile(v, (T, 1, 1)) for n, v in outputs(rx, dec).items()}
+    abl = outputs(rx, dec)
     full = pairs.metric(np_run(dec, pairs.clean))
     mask = np.ones((T, len(dec.writers), len(dec.receivers)))
 
     def distance(m):
-        M = (np_run(dec, ids, edge_mask=np.repeat(m, P, axis=0), ablated=ablated) * U).sum((1, 2))
-        return np.abs(M.reshape(T, P) - full).mean(1) / gap
+        """D for each threshold's graph; graphs that coincide are run once."""
+        uniq, inv = np.unique(m.reshape(T, -1), axis=0, return_inverse=True)
+        u = len(uniq)
+        resid = np_run(dec, np.tile(pairs.clean, (u, 1)), edge_mask=np.repeat(uniq.reshape(u, *m.shape[1:]), P, axis=0),
+                       ablated={n: np.tile(v, (u, 1, 1)) for n, v in abl.items()})
+        M = (resid * np.tile(pairs.U, (u, 1, 1))).sum((1, 2))
+        return (np.abs(M.reshape(u, P) - full).mean(1) / gap)[inv.ravel()]
 
     cur = np.zeros(T)
     w_i, r_i = edge_index(dec, edges)
     order = {c.name: c.order for c in dec.components}
+    w_of = {c.name: i for i, c in enumerate(dec.writers)}
+    later = {c.name: [j for j, x in enumerate(dec.receivers) if x.order > c.order] for c in dec.receivers}
     visit = sorted(range(len(edges)), key=lambda k: (-order[edges[k][1]], -order[edges[k][0]]))
     for k in visit:
-        s = edges[k][0]
-        if not np.abs(delta[s]).max() > 0:  # the corrupted output equals the current one
-            mask[:, w_i[k], r_i[k]] = 0.0
-            continue
+        s, r = edges[k]
         trial = mask.copy()
         trial[:, w_i[k], r_i[k]] = 0.0
-        d = distance(trial)
+        # nothing changes where the corrupted output equals the current (clean) one, or where
+        # r's output reaches nothing any more (its outgoing edges were all decided already)
+        silent = np.full(T, not np.abs(delta[s]).max() > 0)
+        if r != "unembed":
+            silent |= ~mask[:, w_of[r], later[r]].any(1)
+        if silent.all():
+            mask[:, w_i[k], r_i[k]] = 0.0
+            continue
+        d = np.where(silent, cur, 0.0)
+        d[~silent] = distance(trial)[~silent]
         drop = d - cur < tau
         mask[drop, w_i[k], r_i[k]] = 0.0
         cur[drop] = d[drop]
