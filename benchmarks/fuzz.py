@@ -9,9 +9,16 @@ parsed back and evaluated on the same inputs (and the parsed program is compiled
 checked too). Every --jax-every-th program is also run with the jitted JAX forward
 pass, and every --file-every-th is saved to a weight file, loaded back and checked.
 
+With --edges N it runs the edge campaign instead (rasp_compiler.fuzz.edges: N programs
+of each edge kind: extreme magnitudes, near-equal floats, bool/int mixes, rare-input
+categorical Aggregates, sizes around resource limits); each must be refused with a
+compiler error or agree with rasp.evaluate on every (or many random) inputs. It writes
+benchmarks/results/fuzz_edges.json and its section of docs/reliability.md.
+
 Run (from the repo root):
   .venv/bin/python benchmarks/fuzz.py --programs 1000 --seed 0 --depths 2,3,4,5
   .venv/bin/python benchmarks/fuzz.py --programs 200 --depth 3
+  .venv/bin/python benchmarks/fuzz.py --edges 200
 Outputs: a summary on stdout and benchmarks/results/fuzz.json.
 Exit status 1 if any compiled model disagreed with rasp.evaluate.
 """
@@ -35,6 +42,70 @@ from rasp_compiler.fuzz import check_seed
 from rasp_compiler.fuzz.generator import rejection_reason
 
 RESULTS = Path(__file__).parent / "results" / "fuzz.json"
+EDGE_RESULTS = Path(__file__).parent / "results" / "fuzz_edges.json"
+DOC = Path(__file__).parent.parent / "docs" / "reliability.md"
+EDGE_BEGIN, EDGE_END = "<!-- edges:begin (benchmarks/fuzz.py --edges) -->", "<!-- edges:end -->"
+
+
+def run_edge_campaign(per_kind: int, seed: int, console: Console) -> dict:
+    from rasp_compiler.fuzz.edges import KINDS, check_edge, generate_edge
+
+    start = time.perf_counter()
+    by_kind: dict[str, Counter] = {k: Counter() for k in KINDS}
+    slowest: dict[str, float] = {k: 0.0 for k in KINDS}
+    mismatches, refusals = [], {}
+    columns = [TextColumn("[bold]edges[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=per_kind * len(KINDS))
+        for kind in KINDS:
+            progress.update(task, description=kind)
+            for s in range(seed, seed + per_kind):
+                r = check_edge(generate_edge(kind, s))
+                by_kind[kind][r.status] += 1
+                by_kind[kind]["inputs"] += r.checked
+                slowest[kind] = max(slowest[kind], r.seconds)
+                if r.status == "mismatch":
+                    mismatches.append({"kind": kind, "seed": s, "program": r.case.description, "detail": r.detail})
+                elif r.status == "refused":
+                    refusals.setdefault(kind, {}).setdefault(r.detail.split(":")[0], [s, r.detail[:300]])
+                progress.advance(task)
+    return {"per_kind": per_kind, "seed": seed, "seconds": round(time.perf_counter() - start, 1),
+            "by_kind": {k: dict(v) for k, v in by_kind.items()},
+            "slowest_seconds": {k: round(v, 2) for k, v in slowest.items()},
+            "mismatches": mismatches, "refusal_examples": refusals,
+            "python": platform.python_version(), "date": datetime.date.today().isoformat()}
+
+
+def edge_markdown(res: dict, command: str) -> str:
+    rows = ["| kind | programs | refused | exact | mismatches | inputs compared | slowest (s) |",
+            "|---|---|---|---|---|---|---|"]
+    for kind, c in res["by_kind"].items():
+        total = c.get("exact", 0) + c.get("refused", 0) + c.get("mismatch", 0)
+        rows.append(f"| {kind} | {total} | {c.get('refused', 0)} | {c.get('exact', 0)} | {c.get('mismatch', 0)} | "
+                    f"{c.get('inputs', 0):,} | {res['slowest_seconds'][kind]} |")
+    lines = [EDGE_BEGIN, "", f"Measured by `{command}` ({res['date']}, Python {res['python']}, "
+             f"{res['seconds']} s in all): **{len(res['mismatches'])} mismatches**.", "", *rows, "",
+             "One refusal of each kind (the first seen), as the compiler words it:", ""]
+    for kind, examples in res["refusal_examples"].items():
+        for name, (seed, text) in list(examples.items())[:2]:
+            text = " ".join(text.split()).replace("|", "\\|")
+            lines.append(f"- {kind} (seed {seed}): {text}")
+    lines += ["", EDGE_END]
+    return "\n".join(lines)
+
+
+def write_edge_section(res: dict, command: str, doc: Path = DOC) -> None:
+    text = doc.read_text(encoding="utf-8")
+    section = edge_markdown(res, command)
+    if EDGE_BEGIN in text and EDGE_END in text:
+        head, rest = text.split(EDGE_BEGIN, 1)
+        text = head + section + rest.split(EDGE_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    tmp = doc.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(doc)
 
 
 def _reason_of(error: str) -> str:
@@ -203,7 +274,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-seconds", type=float, default=30.0,
                         help="time limit of each stage of one program (compile, check, round trip, compile text)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
+    parser.add_argument("--edges", type=int, default=0,
+                        help="run the edge campaign instead: this many programs of each edge kind")
+    parser.add_argument("--no-docs", action="store_true", help="with --edges: do not rewrite docs/reliability.md")
     args = parser.parse_args(argv)
+    if args.edges:
+        res = run_edge_campaign(args.edges, args.seed, Console(stderr=True))
+        command = f"python benchmarks/fuzz.py --edges {args.edges}" + (f" --seed {args.seed}" if args.seed else "")
+        Console().print(edge_markdown(res, command), markup=False)
+        EDGE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        EDGE_RESULTS.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        if not args.no_docs:
+            write_edge_section(res, command)
+        return 1 if res["mismatches"] else 0
     if args.programs < 1:
         parser.error("--programs must be at least 1")
     depths = [args.depth] if args.depth is not None else [int(d) for d in args.depths.split(",") if d.strip()]

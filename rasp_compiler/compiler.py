@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.craft.build import Blocks, craft_blocks
 from rasp_compiler.craft.check import check_blocks
+from rasp_compiler.craft.precision import check_precision
 import operator
 
 from rasp_compiler import limits as _limits
@@ -63,6 +64,7 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
         graph = build_graph(program)
         value_sets = infer_value_sets(graph, vocab, max_seq_len, lim)
         validate(graph, value_sets, vocab, max_seq_len, causal, lim)
+        check_precision(graph, value_sets, max_seq_len)
         sched = schedule(graph)
         layout = build_layout(graph, value_sets, sched)
         out_values = value_sets[graph.output]

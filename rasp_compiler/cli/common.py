@@ -3,6 +3,7 @@ MODEL_OR_PROGRAM argument."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -62,7 +63,20 @@ class _App(typer.Typer):
             _error(str(exc))
             sys.exit(1)
         except OSError as exc:
-            _error(f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}")
+            _error(f"{str(exc.filename) + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}")
+            sys.exit(1)
+        except RecursionError:
+            _error("the input is nested too deeply to process (a program, token or file nested thousands of "
+                   "levels deep); flatten it")
+            sys.exit(1)
+        except MemoryError:
+            _error("out of memory: the program, vocabulary or max_seq_len is too large for this machine; "
+                   "use smaller sizes")
+            sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - a user never sees a traceback; RASP_COMPILER_TRACEBACK=1 shows it
+            if os.environ.get("RASP_COMPILER_TRACEBACK"):
+                raise
+            _error(f"{type(exc).__name__}: {exc} (unexpected; set RASP_COMPILER_TRACEBACK=1 to see where)")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -163,10 +177,28 @@ def _tokens_for_vocab(items: list[str], vocab: Any) -> list:
     tokens = []
     for i, item in enumerate(items):
         if item not in by_text:
+            number = _same_number(item, vocab)
+            if number is not _NO_TOKEN:
+                tokens.append(number)
+                continue
             raise typer.BadParameter(f"token {item!r} at position {i} is not in the vocabulary "
                                      f"{' '.join(map(str, vocab))}", param_hint="--input")
         tokens.append(by_text[item])
     return tokens
+
+
+_NO_TOKEN = object()
+
+
+def _same_number(item: str, vocab: Any) -> Any:
+    """The one numeric vocabulary token equal to ``item`` read as a number ("1" for 1.0, "1e-3"
+    for 0.001), so a model with float tokens can be fed from the command line."""
+    try:
+        x = float(item)
+    except ValueError:
+        return _NO_TOKEN
+    hits = [t for t in vocab if isinstance(t, (int, float)) and not isinstance(t, bool) and t == x]
+    return hits[0] if len(hits) == 1 else _NO_TOKEN
 
 
 def _fmt(value: Any) -> str:
@@ -290,6 +322,12 @@ def _load(spec: str, *, vocab: str | None = None, vocab_type: VocabType = VocabT
     if not path.exists():
         raise typer.BadParameter(f"no such file: {spec} (a MODEL is a .safetensors weight file; a PROGRAM "
                                  f"a .rasp file or lib:NAME)", param_hint="MODEL_OR_PROGRAM")
+    for flag, given in (("--vocab", vocab is not None), ("--max-seq-len", max_seq_len is not None),
+                        ("--output", output is not None), ("--causal", causal)):
+        if given:
+            raise typer.BadParameter(f"{flag} applies when compiling a PROGRAM; {spec} is a weight file, "
+                                     f"which keeps the settings it was compiled with (see rasp-compiler "
+                                     f"inspect {spec})", param_hint=flag)
     from rasp_compiler.export import load_model
 
     model = load_model(path)

@@ -41,12 +41,12 @@ def check_precision(pg: ProgramGraph, value_sets: dict, max_seq_len: int) -> dic
     for label in pg.topological():
         node = pg.nodes[label]
         values = _numbers(value_sets.get(label))
-        if node.numerical and values:
-            _need_magnitude(node, values)
         if isinstance(node.expr, core.Aggregate) and node.numerical:
             src = _numbers(value_sets.get(node.aggregated))
             if src:
                 _need_magnitude(pg.nodes[node.aggregated], src, f"averaged by {label}")
+        if node.numerical and values:
+            _need_magnitude(node, values)
         if not node.numerical:
             if isinstance(node.expr, core.Map) and pg.nodes[node.inputs[0]].numerical:
                 _need_separable(node, pg, value_sets, err)

@@ -155,3 +155,55 @@ def graph_metadata(compilation: Any, labels: ModelLabels) -> dict:
         "edges": [[a, b] for a, b in pg.graph.edges],
         "value_encoding": VALUE_ENCODING_NOTE,
     }
+
+
+def check_graph_json(data: Any) -> None:
+    """The ``graph`` metadata as :func:`graph_metadata` writes it; ``ValueError`` saying what is wrong
+    (readers such as ``rasp-compiler inspect`` index into it)."""
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    nodes, edges = data.get("nodes"), data.get("edges", [])
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
+        raise ValueError("'nodes' must be a list of objects")
+    labels = set()
+    for i, n in enumerate(nodes):
+        if not isinstance(n.get("label"), str):
+            raise ValueError(f"node {i} has no string 'label'")
+        for key in ("op", "kind", "encoding", "sublayer"):
+            if n.get(key) is not None and not isinstance(n[key], str):
+                raise ValueError(f"node {n['label']!r}: {key!r} must be a string")
+        for key in ("inputs",):
+            if not isinstance(n.get(key, []), list) or not all(isinstance(x, str) for x in n.get(key, [])):
+                raise ValueError(f"node {n['label']!r}: 'inputs' must be a list of labels")
+        for key in ("head", "mlp_neurons"):
+            v = n.get(key)
+            if v is not None and (not isinstance(v, list) or not all(isinstance(x, int) for x in v)):
+                raise ValueError(f"node {n['label']!r}: {key!r} must be a list of integers")
+        for key in ("layer", "sublayer_index", "ready"):
+            v = n.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ValueError(f"node {n['label']!r}: {key!r} must be an integer")
+        terms = n.get("terms", [])
+        if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
+            raise ValueError(f"node {n['label']!r}: 'terms' must be a list of objects")
+        if n.get("value_set") is not None and not isinstance(n["value_set"], list):
+            raise ValueError(f"node {n['label']!r}: 'value_set' must be a list")
+        labels.add(n["label"])
+    if not isinstance(edges, list) or not all(
+            isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in edges):
+        raise ValueError("'edges' must be a list of [from, to] label pairs")
+    if data.get("output") is not None and not isinstance(data["output"], str):
+        raise ValueError("'output' must be a label")
+
+
+def check_program_json(data: Any) -> None:
+    """The ``program`` metadata: where the program came from; ``ValueError`` if malformed."""
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    for key in ("origin", "output"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ValueError(f"{key!r} must be a string, got {data[key]!r}")

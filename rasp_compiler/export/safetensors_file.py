@@ -38,7 +38,7 @@ import numpy as np
 
 from rasp_compiler.errors import ModelFileError
 from rasp_compiler.export.metadata import (
-    config_from_json, config_to_json, expected_shapes, graph_metadata, labels_from_json,
+    check_graph_json, check_program_json, config_from_json, config_to_json, expected_shapes, graph_metadata, labels_from_json,
 )
 from rasp_compiler.model.compiled import CompiledModel
 
@@ -168,6 +168,8 @@ def save_model(model: CompiledModel, path: str | os.PathLike) -> Path:
     """
     import safetensors.numpy
 
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path) in ("", "."):
+        raise ModelFileError(f"{os.fspath(path)!r} is not a file name; give a path such as model.safetensors")
     path = Path(path)
     params = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in model.params.items()}
     _check_params(params, model.config, f"refusing to write {path}")
@@ -348,5 +350,10 @@ def load_model(path: str | os.PathLike) -> CompiledModel:
     info: dict[str, Any] = {"format_version": version, "created_by": meta.get("created_by"), "file": where}
     for key in _JSON_KEYS:
         info[key] = _json(meta, key, where) if key in meta else None
+    for key, check in (("graph", check_graph_json), ("program", check_program_json)):
+        try:
+            check(info[key])
+        except ValueError as exc:
+            raise ModelFileError(f"{where}: bad metadata {key!r}: {exc}") from None
     source = meta.get("source")
     return CompiledModel(config, params, labels, None, source, metadata=info)

@@ -502,6 +502,124 @@ def _unknown_backend(ctx):
     ctx.model().apply(["BOS", "a", "b"], backend="torch")
 
 
+# --------------------------------------------------------------------------- round 2 (issue 14): edges
+def _map_beyond_float32(ctx):
+    _compile(rasp.numerical(rasp.Map(lambda t: 1e39 if t == "a" else 1.0, rasp.tokens)).named("huge"))
+
+
+def _mean_of_mixed_magnitudes(ctx):
+    v = rasp.numerical(rasp.Map(lambda t: {"a": 1e20, "b": 1.0, "c": 0.0}[t], rasp.tokens)).named("v")
+    _compile(rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, C.LEQ), v,
+                                           default=0)).named("prefix_mean"))
+
+
+def _true_and_one(ctx):
+    _compile(rasp.categorical(rasp.Map(lambda t: True if t == "a" else 1, rasp.tokens)).named("flag_or_one"))
+
+
+def _merged_floats_compared(ctx):
+    x = rasp.numerical(rasp.Map(lambda t: {"a": 0.1 + 0.2, "b": 0.3, "c": 1.0}[t], rasp.tokens)).named("x")
+    _compile(rasp.categorical(rasp.Map(lambda v: v == 0.3, x, simplify=False)).named("is_point_3"))
+
+
+def _rare_aggregate(ctx):
+    sel = rasp.SelectorAnd(rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == "e"),
+                           rasp.Select(rasp.indices, rasp.indices, lambda k, q: k in (0, 5)))
+    _compile(rasp.Aggregate(sel, rasp.indices).named("rare"), vocab="abcde", max_seq_len=6)
+
+
+def _copy_20000(ctx):
+    copy = rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, C.EQ), rasp.tokens).named("copy")
+    _compile(copy, vocab=("a", "b"), max_seq_len=20000)
+
+
+def _vocab_300000(ctx):
+    _compile(rasp.Map(lambda t: t % 2, rasp.tokens).named("odd"), vocab=range(300_000))
+
+
+def _length_1e20(ctx):
+    _compile(rasp.Map(lambda t: t, rasp.tokens).named("same"), max_seq_len=10**20)
+
+
+def _deep_token(ctx):
+    token: object = "x"
+    for _ in range(3000):
+        token = (token,)
+    _compile(rasp.Map(lambda t: t, rasp.tokens).named("same"), vocab=("a", token))
+
+
+def _unhashable_bos(ctx):
+    from rasp_compiler.compiler import compile_rasp_to_model
+    compile_rasp_to_model(rasp.tokens, {"a"}, 3, compiler_bos=["BOS"])
+
+
+def _causal_string(ctx):
+    _compile(_reverse(), causal="no")
+
+
+def _edited_config(ctx):
+    import json
+    _, load_model = _export()
+    src = ctx.weight_file()
+    data = src.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    config = json.loads(json.loads(data[8:8 + n])["__metadata__"]["config"])
+    config["output_values"] = config["output_values"][::-1]
+    bad = ctx.tmp / "edited.safetensors"
+    _rewrite_metadata(src, bad, config=json.dumps(config))
+    load_model(bad)
+
+
+def _no_integrity_hash(ctx):
+    import json
+    _, load_model = _export()
+    src = ctx.weight_file()
+    data = src.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    del header["__metadata__"]["sha256"], header["__metadata__"]["params_sha256"]
+    new = json.dumps(header).encode("utf-8")
+    new += b" " * (-len(new) % 8)
+    bad = ctx.tmp / "unsigned.safetensors"
+    bad.write_bytes(len(new).to_bytes(8, "little") + new + data[8 + n:])
+    load_model(bad)
+
+
+def _header_beyond_file(ctx):
+    _, load_model = _export()
+    bad = ctx.tmp / "huge_header.safetensors"
+    bad.write_bytes((12 * 2**30).to_bytes(8, "little") + b"{}")
+    load_model(bad)
+
+
+def _deep_json_header(ctx):
+    _, load_model = _export()
+    header = b"[" * 100_000 + b"]" * 100_000
+    bad = ctx.tmp / "deep.safetensors"
+    bad.write_bytes(len(header).to_bytes(8, "little") + header)
+    load_model(bad)
+
+
+def _save_to_empty_name(ctx):
+    save_model, _ = _export()
+    save_model(ctx.model(), "")
+
+
+def _save_under_a_file(ctx):
+    save_model, _ = _export()
+    blocker = ctx.tmp / "blocker"
+    blocker.write_text("a file")
+    save_model(ctx.model(), blocker / "model.safetensors")
+
+
+def _cli_huge_max_seq_len(ctx):
+    _cli(ctx, "compile", "lib:reverse", "--max-seq-len", "99999999999999999999", "--out", "huge.safetensors")
+
+
+def _cli_run_model_with_vocab(ctx):
+    _cli(ctx, "run", str(ctx.weight_file()), "--input", "a b", "--vocab", "a,b,z")
+
+
 CASES: tuple[Case, ...] = (
     # programs the compiler cannot take
     Case("numerical Select keys", "program", "SelectorWidth(Select(numerical(Map(...)), tokens, EQ))",
@@ -639,6 +757,47 @@ CASES: tuple[Case, ...] = (
          _cli_malformed_program, 1, ("broken.rasp:1", "unexpected")),
     Case("corrupt weight file", "cli", "rasp-compiler run junk.safetensors",
          _cli_corrupt_weight_file, 1, ("junk.safetensors",)),
+    # round 2 (issue 14): number formats, merged values, rare inputs, sizes, file integrity
+    Case("number beyond float32", "program", "numerical Map to 1e39",
+         _map_beyond_float32, errors.ValueSetError, ("huge", "1e+39", "float32", "rescale")),
+    Case("mean of mixed magnitudes", "program", "prefix mean of values 1e20, 1.0 and 0.0",
+         _mean_of_mixed_magnitudes, errors.ValueSetError, ("prefix_mean", "float32", "rescale")),
+    Case("True and 1 in one SOp", "program", "categorical Map giving True for one token and 1 for others",
+         _true_and_one, errors.ValueSetError, ("flag_or_one", "True", "1", "one type")),
+    Case("near-equal floats told apart later", "program",
+         "numerical 0.1 + 0.2 and 0.3, then a Map testing == 0.3",
+         _merged_floats_compared, errors.ValueSetError, ("is_point_3", "float rounding", "round")),
+    Case("categorical Aggregate conflicting on rare inputs", "program",
+         "selects positions 0 and 5 only when both hold 'e' (vocab of 5, length 6)",
+         _rare_aggregate, errors.UnsupportedProgramError, ("rare", "different values", "numerical")),
+    Case("copy at max_seq_len 20000", "program", "Aggregate(Select(indices, indices, EQ), tokens), n = 20000",
+         _copy_20000, errors.ResourceLimitError, ("GiB", "max_weight_bytes", "indices")),
+    Case("vocab of 300,000 ints", "program", "compile with vocab=range(300_000)",
+         _vocab_300000, errors.ResourceLimitError, ("vocab", "max_values")),
+    Case("max_seq_len of 10**20", "program", "compile with max_seq_len=10**20",
+         _length_1e20, errors.ResourceLimitError, ("max_seq_len", "Limits.max_seq_len")),
+    Case("token nested 3000 tuples deep", "program", "a vocab token ((((...'x'...))))",
+         _deep_token, errors.InputError, ("nested", "64")),
+    Case("unhashable BOS", "program", "compiler_bos=['BOS']",
+         _unhashable_bos, errors.InputError, ("compiler_bos", "hashable")),
+    Case("causal='no'", "program", "compile_rasp_to_model(..., causal='no')",
+         _causal_string, errors.InputError, ("causal", "True or False")),
+    Case("edited config", "file", "output_values reversed in the config JSON, checksum left",
+         _edited_config, errors.ModelFileError, ("edited.safetensors", "checksum")),
+    Case("no integrity checksum", "file", "sha256 and params_sha256 deleted from the metadata",
+         _no_integrity_hash, errors.ModelFileError, ("unsigned.safetensors", "sha256")),
+    Case("header length beyond the file", "file", "an 8-byte length of 12 GiB, then 2 bytes",
+         _header_beyond_file, errors.ModelFileError, ("huge_header.safetensors", "header claims")),
+    Case("100,000-deep JSON header", "file", "a header of 100,000 nested lists",
+         _deep_json_header, errors.ModelFileError, ("deep.safetensors", "nested 100000 deep")),
+    Case("save to ''", "file", "save_model(model, '')",
+         _save_to_empty_name, errors.ModelFileError, ("not a file name",)),
+    Case("save under a file", "file", "save_model(model, 'blocker/model.safetensors') where blocker is a file",
+         _save_under_a_file, errors.ModelFileError, ("blocker", "is a file")),
+    Case("huge --max-seq-len", "cli", "compile lib:reverse --max-seq-len 99999999999999999999",
+         _cli_huge_max_seq_len, 1, ("max_seq_len", "Limits.max_seq_len")),
+    Case("--vocab given with a weight file", "cli", "run good.safetensors --input 'a b' --vocab a,b,z",
+         _cli_run_model_with_vocab, 2, ("--vocab", "weight file")),
 )
 
 
