@@ -101,3 +101,9 @@ def test_library_aggregates_are_proven_without_trying_inputs(name, monkeypatch):
                "reverse": lambda: lib.make_reverse(rasp.tokens),
                "shift": lambda: lib.make_shift_by(2, rasp.tokens)}[name]()
     _exact(program, {1, 2, 3}, 4)
+
+
+def test_numerical_map_returning_none_names_the_map():
+    n = rasp.numerical(rasp.Map(lambda t: None if t == "a" else 1, rasp.tokens)).named("n")
+    with pytest.raises(ValueSetError, match="the function of numerical Map n returns None"):
+        compile_rasp_to_model(n, {"a", "b"}, 3)

@@ -54,7 +54,7 @@ def infer_value_sets(pg: ProgramGraph, vocab: Iterable[Any], max_seq_len: int,
         if node.numerical and values is not None:
             _need_finite_reals(node, values)
         if values is not None and node.numerical and None in values:
-            values = _no_none_in_numbers(node, values)
+            values = _no_none_in_numbers(node, values, sets)
         if values is not None and not node.numerical:
             _need_comparable(node, values)
             if len(values) > lim.max_values:
@@ -105,10 +105,15 @@ def distinct_values(node: Node | None, values: Iterable[Any], what: str = "") ->
     return frozenset(seen)
 
 
-def _no_none_in_numbers(node: Node, values: frozenset) -> frozenset:
+def _no_none_in_numbers(node: Node, values: frozenset, sets: dict) -> frozenset:
     """A numerical SOp cannot hold "no value": its direction would read 0 there."""
     if isinstance(node.expr, core.Aggregate):
         return values - {None}  # a numerical Aggregate gives its default instead
+    if not any(None in (sets.get(src) or ()) for src in node.inputs):  # the function itself gives None
+        raise ValueSetError(
+            f"the function of numerical {node.op} {node.label} returns None for some value of "
+            f"{', '.join(node.inputs) or 'its input'}; a numerical SOp must be a number everywhere — return a "
+            "number there (e.g. 0), or make the SOp categorical")
     raise ValueSetError(
         f"numerical {node.op} {node.label} can be None (an input of it comes from a categorical "
         "Aggregate that may select nothing, default None), which no number in the residual stream "
