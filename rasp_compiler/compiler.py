@@ -21,7 +21,7 @@ from rasp_compiler.graph.validate import validate
 from rasp_compiler.graph.value_sets import distinct_values, infer_value_sets
 from rasp_compiler.model.assemble import assemble
 from rasp_compiler.model.compiled import CompiledModel
-from rasp_compiler.model.size import check_size
+from rasp_compiler.model.size import check_size, check_size_early
 from rasp_compiler.rasp import core
 
 
@@ -63,6 +63,7 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
     with one_blas_thread():
         graph = build_graph(program)
         value_sets = infer_value_sets(graph, vocab, max_seq_len, lim)
+        check_size_early(graph, value_sets, len(vocab), max_seq_len, lim)
         validate(graph, value_sets, vocab, max_seq_len, causal, lim)
         check_precision(graph, value_sets, max_seq_len)
         sched = schedule(graph)

@@ -32,38 +32,57 @@ _SCRIPT = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
 from rasp_compiler import compile_rasp_to_model, rasp
-t = time.perf_counter()
-try:
-    compile_rasp_to_model({program}, {vocab}, {n})
-    result = {{"error": None}}
-except BaseException as exc:
-    result = {{"error": type(exc).__name__, "message": str(exc)}}
-result["seconds"] = time.perf_counter() - t
-print(json.dumps(result))
+for name, (program, vocab, n) in {cases!r}.items():
+    t = time.perf_counter()
+    try:
+        compile_rasp_to_model(eval(program), eval(vocab), eval(n))
+        result = {{"error": None}}
+    except BaseException as exc:
+        result = {{"error": type(exc).__name__, "message": str(exc)}}
+    result.update(case=name, seconds=time.perf_counter() - t)
+    print(json.dumps(result), flush=True)
 """
 
 
-def _run_limited(program: str, vocab: str, n: str) -> dict:
-    code = _SCRIPT.format(limit=ADDRESS_SPACE, program=program, vocab=vocab, n=n)
+@pytest.fixture(scope="module")
+def limited_results() -> dict:
+    """Every case in one subprocess (one import) under the address-space limit."""
+    code = _SCRIPT.format(limit=ADDRESS_SPACE, cases=CASES)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=SECONDS)
+                          timeout=SECONDS * len(CASES))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {r["case"]: r for r in results}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_refused_early_under_an_address_space_limit(case):
-    result = _run_limited(*CASES[case])
+def test_refused_early_under_an_address_space_limit(case, limited_results):
+    result = limited_results[case]
     assert result["error"] in ("ResourceLimitError", "ValueSetError"), result
     assert "limit" in result["message"].lower() and "Limits" in result["message"], result["message"]
     assert result["seconds"] < 60, result
 
 
+def test_causal_copy_at_20000_is_refused_before_the_quadratic_causal_check():
+    import time
+    copy = rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ), rasp.tokens).named("copy")
+    start = time.perf_counter()
+    with pytest.raises(ResourceLimitError, match=r"at least .*GiB.*head of copy"):
+        compile_rasp_to_model(copy, {"a", "b"}, 20000, causal=True)
+    assert time.perf_counter() - start < 20
+
+
 def test_refusal_names_the_node_and_the_estimate():
     copy = rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.EQ), rasp.tokens).named("copy")
-    with pytest.raises(ResourceLimitError, match=r"d_model=20006.*GiB of float32 weights.*largest part is the "
-                                                 r"attention .*largest node IndicesType indices \(20000"):
+    with pytest.raises(ResourceLimitError, match=r"at least 7.\d+ GiB of float32 weights.*largest part is the "
+                                                 r"head of copy \(4 x d_model>=\d+ x d_head>=20000\).*largest "
+                                                 r"node IndicesType indices \(20000 values\)"):
         compile_rasp_to_model(copy, {"a", "b"}, 20000)
+    pairs = rasp.SequenceMap(lambda a, b: (a + b) % 3, rasp.indices,
+                             rasp.Map(lambda i: i, rasp.indices).named("idx2")).named("pairs")
+    with pytest.raises(ResourceLimitError, match=r"d_mlp=90000.*MiB of float32 weights.*largest part is the "
+                                                 r"MLPs .*largest node SequenceMap pairs \(90000 directions or neurons"):
+        compile_rasp_to_model(pairs, {"a"}, 300, limits=Limits(max_weight_bytes=100 * 2**20))
 
 
 def test_limits_are_overridable():

@@ -141,14 +141,14 @@ def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: 
     if not unproven:
         return
     tokens = sorted(vocab, key=repr)
-    count = sum(len(tokens) ** length for length in range(1, n + 1)) if len(tokens) > 1 else n
+    count = _input_count(len(tokens), n, EXHAUSTIVE_AGGREGATE_INPUTS)
     if count > EXHAUSTIVE_AGGREGATE_INPUTS:
         node = unproven[0]
         raise UnsupportedProgramError(
             f"categorical Aggregate {node.label} may select positions of {node.aggregated} holding different "
             f"values, which one head cannot copy: its selector is not known to select at most one position, "
             f"nor only positions whose {node.aggregated} values are equal, and there are too many inputs "
-            f"({_count(count)}, more than {EXHAUSTIVE_AGGREGATE_INPUTS}) to try them all. Make it numerical "
+            f"(more than {EXHAUSTIVE_AGGREGATE_INPUTS}) to try them all. Make it numerical "
             f"(a mean), select one position (e.g. Select(indices, q, EQ)), or aggregate the key SOp itself "
             f"(or a function of it) under EQ")
     for length in range(1, n + 1):  # every input: causal prefixes are inputs too
@@ -163,5 +163,14 @@ def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: 
                 continue
 
 
-def _count(count: int) -> str:
-    return f"{count:,}" if count < 10**15 else f"about 10^{len(str(count)) - 1}"
+def _input_count(n_tokens: int, n: int, cap: int) -> int:
+    """Inputs of length 1..n, counted only up to just past ``cap`` (never a huge integer)."""
+    total, per_length = 0, 1
+    for _ in range(n):
+        per_length *= n_tokens
+        total += per_length
+        if total > cap:
+            return total
+    return total
+
+

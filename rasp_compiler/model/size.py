@@ -112,3 +112,28 @@ def check_size(pg: ProgramGraph, value_sets: dict, sched: Schedule, layout: Resi
                     f"with {_width(layout, t.query)} query values, a table of {cells:,} cells, more than "
                     f"Limits.max_table_cells={limits.max_table_cells:,}; reduce those value sets or raise the limit")
     return est
+
+
+def check_size_early(pg: ProgramGraph, value_sets: dict, vocab_size: int, max_seq_len: int,
+                     limits: Limits) -> None:
+    """A lower bound of the weight bytes from the value sets alone, checked before validation
+    (whose causal check is quadratic in max_seq_len): the residual stream has a direction per
+    categorical value, the position embedding a row per position, and each head a query space
+    as wide as the values it compares."""
+    d = 2 + sum(len(v or ()) if not node.numerical else 1 for node, v in
+                ((pg.nodes[label], value_sets.get(label)) for label in pg.nodes))
+    head, head_node = max([(0, "")] + [(sum(len(value_sets.get(t.query) or ()) for t in node.terms), node.label)
+                                       for node in pg.nodes.values() if node.kind in (Kind.ATTENTION, Kind.WIDTH)])
+    widest = max(pg.nodes.values(), key=lambda node: len(value_sets.get(node.label) or ()))
+    parts = {f"position embedding ({max_seq_len + 1} positions x d_model>={d})": 4 * (max_seq_len + 1) * d,
+             f"token embedding ({vocab_size + 2} tokens x d_model>={d})": 4 * (vocab_size + 2) * d,
+             f"head of {head_node} (4 x d_model>={d} x d_head>={head})": 16 * d * head}
+    total = sum(parts.values())
+    if total > limits.max_weight_bytes:
+        what, nbytes = max(parts.items(), key=lambda kv: kv[1])
+        raise ResourceLimitError(
+            f"the compiled model would be too large: at least {human_bytes(total)} of float32 weights, more than "
+            f"Limits.max_weight_bytes={human_bytes(limits.max_weight_bytes)}; the largest part is the {what} "
+            f"({human_bytes(nbytes)}) and the largest node {widest.op} {widest.label} "
+            f"({len(value_sets.get(widest.label) or ())} values). Use a smaller max_seq_len or vocab, fewer values "
+            f"per SOp, or raise the limit (compile_rasp_to_model(..., limits=Limits(max_weight_bytes=...)))")
