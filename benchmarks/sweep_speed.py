@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROGRAMS = ["lib:reverse", "lib:sort", "lib:hist", "lib:dyck1", "lib:shift_by", "lib:frac_prevs"]
-VARIANTS = ["compiled", "rotated", "distractors"]
-METHODS = ["patching", "edge_patching", "atp_star", "eap"]
+PROGRAMS = ["lib:reverse", "lib:sort", "lib:dyck1", "lib:shift_by"]
+VARIANTS = ["compiled", "distractors"]
+METHODS = ["patching", "edge_patching", "eap"]
 
 
 def comparable(results_dir) -> dict:
@@ -46,8 +46,10 @@ def main() -> None:
     try:
         import ray
         executors = ["serial", "processes", "ray"]
+        from rasp_compiler.interp.sweep import _start_ray
+
         t0 = time.perf_counter()
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        _start_ray(ray, args.workers, None)
         ray.shutdown()
         ray_start = time.perf_counter() - t0
         ray_version = ray.__version__

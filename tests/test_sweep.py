@@ -102,3 +102,25 @@ def test_ray_sweep_matches_serial(tasks, tmp_path):
 def test_unknown_executor(tasks, tmp_path):
     with pytest.raises(ValueError, match="executor must be one of"):
         sweep(tasks, tmp_path, ["patching"], executor="gpu")
+
+
+def test_ray_that_cannot_start_is_a_clear_error(monkeypatch):
+    import rasp_compiler.interp.sweep as sweep_module
+    from rasp_compiler.interp.sweep import SweepError, _start_ray
+
+    calls = []
+
+    class NoRay:  # a Ray whose local node never comes up (as on an overloaded machine)
+        def init(self, **kwargs):
+            calls.append(kwargs)
+            raise Exception("The current node timed out during startup.")
+
+        def shutdown(self):
+            pass
+
+    monkeypatch.setattr(sweep_module.time, "sleep", lambda s: None)
+    with pytest.raises(SweepError, match="could not start a local Ray instance in 3 attempts .* --executor processes"):
+        _start_ray(NoRay(), 2, None)
+    assert len(calls) == 3 and calls[0]["num_cpus"] == 2
+    with pytest.raises(SweepError, match="the Ray cluster at ray://head:10001"):
+        _start_ray(NoRay(), 2, "ray://head:10001")

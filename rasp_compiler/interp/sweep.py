@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from rasp_compiler.errors import RaspCompilerError
 from rasp_compiler.export.safetensors_file import atomic_write
 
 EXECUTORS = ("auto", "ray", "processes", "serial")
@@ -164,6 +165,29 @@ def _run_processes(jobs: list[Job], workers: int, finished) -> None:
             finished(job, out)
 
 
+class SweepError(RaspCompilerError):
+    """A sweep cannot run: Ray failed to start or to reach its cluster."""
+
+
+def _start_ray(ray, workers: int, address: str | None, attempts: int = 3) -> None:
+    """Connect to ``address``, or start a local instance; Ray gives a local node 30 s to come up,
+    which a heavily loaded machine can miss, so a failed start is retried before giving up."""
+    for attempt in range(1, attempts + 1):
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as exc:  # noqa: BLE001 - Ray raises plain Exception / ConnectionError here
+            ray.shutdown()
+            if attempt == attempts:
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise SweepError(f"could not start {where} in {attempts} attempts ({exc}); check the address, or "
+                                 f"run the same sweep without Ray: --executor processes") from None
+            time.sleep(2 * attempt)
+
+
 def _run_ray(jobs: list[Job], workers: int, address: str | None, finished) -> None:
     try:
         import ray
@@ -172,10 +196,7 @@ def _run_ray(jobs: list[Job], workers: int, address: str | None, finished) -> No
                           "--executor processes)") from exc
     started = not ray.is_initialized()
     if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        _start_ray(ray, workers, address)
     try:
         remote = ray.remote(num_cpus=1, max_retries=2)(run_job)
         pending = {remote.remote(j): j for j in jobs}
