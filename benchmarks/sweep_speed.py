@@ -30,7 +30,7 @@ def comparable(results_dir) -> dict:
 
 
 def main() -> None:
-    from rasp_compiler.interp.sweep import sweep
+    from rasp_compiler.interp.sweep import load_results, sweep
     from rasp_compiler.interp.tasks import export_tasks
     from rasp_compiler.interp.variants import available
 
@@ -65,8 +65,9 @@ def main() -> None:
         print(f"{ex}: {reports[ex].done} jobs in {times[ex]:.1f} s", flush=True)
     same = all(results[ex] == results["serial"] for ex in executors)
     n_jobs = reports["serial"].total
-    job_seconds = sum(r["seconds"] for r in __import__("rasp_compiler.interp.sweep", fromlist=["x"])
-                      .load_results(out / "results_serial")[0])
+    serial_results = load_results(out / "results_serial")[0]
+    job_seconds = sum(r["seconds"] for r in serial_results)
+    per_method = {m: [r["seconds"] for r in serial_results if r["result"]["method"] == m] for m in METHODS}
     rows = ["| executor | workers | wall time | speed-up over one process |", "|---|---|---|---|"]
     for ex in executors:
         w = 1 if ex == "serial" else args.workers
@@ -82,10 +83,10 @@ def main() -> None:
         *rows,
         "",
         f"* Results identical across executors (timings aside): **{'yes' if same else 'NO'}**.",
-        f"* The jobs themselves took {job_seconds:.1f} s in one process ({job_seconds / n_jobs:.2f} s per job "
-        f"on average; most of it is JAX compiling the attribution methods' forward pass for each model).",
-    ] + ([f"* Starting and stopping a local Ray instance alone: {ray_start:.1f} s (part of the Ray wall time)."]
-         if ray_start is not None else []))
+        f"* The jobs themselves took {job_seconds:.1f} s in one process; mean seconds per job by method: "
+        + ", ".join(f"{m} {sum(v) / len(v):.2f}" for m, v in per_method.items() if v) + ".",
+    ] + ([f"* Starting and stopping a local Ray instance on its own: {ray_start:.1f} s (each Ray sweep pays one "
+          f"start in its wall time)."] if ray_start is not None else []))
     print(section)
     if not args.no_write:
         doc = ROOT / "docs" / "sweeps.md"

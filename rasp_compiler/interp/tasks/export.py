@@ -167,8 +167,8 @@ def _kinds(kinds: Iterable[str] | None) -> tuple[list[str], list[str]]:
 
 def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, variants: Iterable[str] | None = None,
                  seeds: Iterable[int] = (0,), n_random: int = 0, random_seed: int = 0, n_pairs: int = N_PAIRS,
-                 min_accuracy: float = MIN_ACCURACY, progress: Callable[[str, int, int], Any] | None = None
-                 ) -> ExportReport:
+                 min_accuracy: float = MIN_ACCURACY, progress: Callable[[str, int, int], Any] | None = None,
+                 on_written: Callable[[Path, Any], Any] | None = None) -> ExportReport:
     """Write every (program x variant x seed) task into ``out_dir`` and ``manifest.json``.
 
     ``programs``: selectors (``lib``, ``lib:NAME``, ``examples``, ``ex:NAME``); ``n_random``
@@ -177,7 +177,8 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
     program (its maker refuses it) is skipped with a note. ``progress(name, done, total)``
     is called after each program. A variant less accurate than ``min_accuracy`` (against
     the compiled model, which equals ``rasp.evaluate``) is skipped with a note: its
-    circuit is not what it computes.
+    circuit is not what it computes. ``on_written(folder, variant)`` is called after each
+    task is written (a check that it loads back as the variant it was written from).
     """
     from rasp_compiler.interp.variants import make_variant
 
@@ -218,6 +219,8 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
                     continue
                 try:
                     report.tasks.append(write_task(out / name, source, variant, seed, n_pairs))
+                    if on_written is not None:
+                        on_written(out / name, variant)
                 except TaskSetError as exc:
                     report.skipped.append(f"{name}: {exc}")
                 except Exception as exc:  # noqa: BLE001
