@@ -322,9 +322,8 @@ def main(argv=None) -> dict:
         old = json.loads(args.json.read_text())
         done, spent = old["rows"], float(old["meta"].get("seconds", 0.0))
         old_failures = old["failures"]  # records accumulate: a narrower run keeps the others
-    if args.render_only or args.resume:
-        names = list(dict.fromkeys([r["program"] for r in done] + names)) if args.render_only else names
-        seeds = sorted({r["seed"] for r in done} | set([] if args.render_only else seeds))
+    if args.render_only:
+        names, seeds = list(dict.fromkeys(r["program"] for r in done)), sorted({r["seed"] for r in done})
 
     def meta_now() -> dict:
         return {"command": "nice -n 10 python benchmarks/testbed_variants.py" + (" --quick" if args.quick else ""),
