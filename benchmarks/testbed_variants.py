@@ -54,40 +54,36 @@ def all_methods() -> tuple[str, ...]:
         return ("patching", "atp", "atp_qk", "atp_star")
 
 
-def trained_settings(name: str) -> dict | None:
-    """Settings and cached weights of the trained variant, from benchmarks/train_siit.py: training
-    takes minutes per program, so only the programs it trained (seed 0, weights in
-    benchmarks/results/trained/) are scored; None for the others."""
-    path = ROOT / "benchmarks" / "train_siit.py"
-    if not path.exists():
-        return None
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("train_siit", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cache = Path(module.CACHE) / f"{name}.safetensors"
-    if name not in module.PROGRAMS or not cache.exists():
-        return None
-    return {**module.PROGRAMS[name], "cache": cache}
+TRAINED = ROOT / "benchmarks" / "results" / "trained"  # where benchmarks/train_siit.py caches its weights
+TRAINED_MIN_ACCURACY = 0.99
 
 
-def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods) -> list[dict]:
-    """The records of one (program, variant, seed): one per method and level."""
+def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods, trained_dir: Path = TRAINED
+            ) -> list[dict]:
+    """The records of one (program, variant, seed): one per method and level. The trained
+    variant is read from benchmarks/train_siit.py's cached weights (training takes minutes
+    per program), with the settings stored in the file; a program it has not trained is
+    not applicable here."""
     t0 = time.time()
-    settings = dict(SETTINGS.get(kind, {}))
     if kind == "trained":
-        found = trained_settings(name)
-        if found is None:
-            raise LookupError(f"no trained weights for {name!r} (benchmarks/train_siit.py trains them)")
-        settings.update(found)
-    v = make_variant(model, kind, seed=seed, **settings)
+        from rasp_compiler.interp.variants.trained import from_cache
+        path = Path(trained_dir) / f"{name}.safetensors"
+        if not path.exists():
+            raise LookupError(f"no trained weights for {name!r} in {trained_dir} (benchmarks/train_siit.py)")
+        v = from_cache(model, path)
+        if v.exactness.accuracy < TRAINED_MIN_ACCURACY:  # a model that does not run the program has no circuit
+            raise LookupError(f"the trained {name!r} has accuracy {v.exactness.accuracy:.3f} "
+                              f"< {TRAINED_MIN_ACCURACY}; not scored")
+    else:
+        v = make_variant(model, kind, seed=seed, **SETTINGS.get(kind, {}))
     built = time.time() - t0
     res = evaluate(v.model, name, n_pairs=n_pairs, seed=seed, targets=[model.config.output], gt=v.truth,
                    methods=methods)
     out = res.output()
     base = {"program": name, "variant": kind, "seed": seed, "accuracy": v.exactness.accuracy,
             "checked": v.exactness.checked_inputs, "components": len(v.truth.scored),
-            "build_s": round(built, 2), "eval_s": round(time.time() - t0 - built, 2)}
+            "build_s": round(built, 2), "eval_s": round(time.time() - t0 - built, 2),
+            **{k: float(x) for k, x in v.exactness.metrics.items()}}  # e.g. the trained variant's IIA
     if out is None:
         return [{**base, "level": "-", "method": "-"}]
     rows = []
@@ -105,8 +101,8 @@ def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods) -> li
     return rows
 
 
-def sweep(names, kinds, seeds, n_pairs: int, methods, log=print, done: list[dict] = (), save=None
-          ) -> tuple[list[dict], list[dict]]:
+def sweep(names, kinds, seeds, n_pairs: int, methods, log=print, done: list[dict] = (), save=None,
+          trained_dir: Path = TRAINED) -> tuple[list[dict], list[dict]]:
     """Records of every (program, kind, seed) and method not already in ``done`` (the
     records of an earlier run, kept: a method landed later runs alone); ``save(rows,
     failures)`` after each model, so a stopped sweep resumes where it was."""
@@ -124,7 +120,7 @@ def sweep(names, kinds, seeds, n_pairs: int, methods, log=print, done: list[dict
                     continue
                 t0 = time.time()
                 try:
-                    got = run_one(model, name, kind, seed, n_pairs, todo)
+                    got = run_one(model, name, kind, seed, n_pairs, todo, trained_dir)
                 except Exception as ex:  # a variant that does not apply to this program: recorded, not hidden
                     failures.append({"program": name, "variant": kind, "seed": seed,
                                      "error": f"{type(ex).__name__}: {ex}"[:300]})
@@ -235,7 +231,9 @@ def render(rows, failures, meta: dict) -> str:
     programs, seeds = len({r["program"] for r in rows}), sorted({r["seed"] for r in rows})
     parts = [BEGIN, "", f"From `{meta['command']}` ({programs} programs, variants "
              f"{', '.join(kinds)}, seeds {', '.join(map(str, seeds))}, {meta['pairs']} pairs, output target; "
-             f"{meta['seconds']:.0f} s on {os.cpu_count()} CPU cores, Python {platform.python_version()}). "
+             f"{meta['seconds']:.0f} s of run time on {os.cpu_count()} shared CPU cores, Python "
+             f"{platform.python_version()}; partial runs (methods, kinds, programs) merge with `--resume` and "
+             "`--merge`, and seeds/methods missing for a program are missing from its means). "
              "Every record (per seed): `benchmarks/results/testbed_variants.json`.", ""]
     # variants
     vrows = []
@@ -304,8 +302,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--methods", nargs="*", help="method names (default: every registered one)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--render-only", action="store_true", help="rewrite the page section and figure from --json")
+    ap.add_argument("--merge", nargs="*", type=Path, help="add the records of these result files to --json")
     ap.add_argument("--resume", action="store_true",
                     help="keep the records of --json and run only what they lack (new methods, kinds, seeds)")
+    ap.add_argument("--trained", type=Path, default=TRAINED, help="folder of train_siit.py's cached weights")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "testbed.md")
     ap.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "testbed_variants.png")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "testbed_variants.json")
@@ -322,6 +322,13 @@ def main(argv=None) -> dict:
         old = json.loads(args.json.read_text())
         done, spent = old["rows"], float(old["meta"].get("seconds", 0.0))
         old_failures = old["failures"]  # records accumulate: a narrower run keeps the others
+    for extra in args.merge or ():  # records of runs made in parallel (other methods, kinds, programs)
+        part = json.loads(Path(extra).read_text())
+        key = lambda r: (r["program"], r["variant"], r["seed"], r["level"], r["method"])
+        seen = {key(r) for r in done}
+        done = done + [r for r in part["rows"] if key(r) not in seen]
+        old_failures = old_failures + [f for f in part["failures"] if f not in old_failures]
+        spent += float(part["meta"].get("seconds", 0.0))
     if args.render_only:
         names, seeds = list(dict.fromkeys(r["program"] for r in done)), sorted({r["seed"] for r in done})
 
@@ -336,13 +343,13 @@ def main(argv=None) -> dict:
 
     rows, failures = (done, []) if args.render_only else \
         sweep(names, kinds, seeds, pairs, methods, log=lambda s: print(s, flush=True), done=done,
-              save=lambda r, f: save(r, old_failures + f))
+              save=lambda r, f: save(r, old_failures + f), trained_dir=args.trained)
     failures = old_failures + [f for f in failures if f not in old_failures]
-    meta = meta_now() if not args.render_only else {**old["meta"], "programs": len(names)}
+    meta = meta_now() if not args.render_only else {**old["meta"], "seconds": spent}
     section = render(rows, failures, meta)
     print(section)
     if not args.no_write:
-        if not args.render_only:
+        if not args.render_only or args.merge:
             save(rows, failures)
         figure(rows, args.figure)
         write_section(args.doc, section)
