@@ -173,7 +173,7 @@ def figure(rows, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     kinds = kinds_of(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.3 * len(kinds), 0.9 + 0.42 * max(
+    fig, axes = plt.subplots(1, 2, figsize=(6 + 1.6 * len(kinds), 1.4 + 0.42 * max(
         len(methods_of(rows, "node")), len(methods_of(rows, "edge")))), squeeze=False)
     for ax, level in zip(axes[0], ("node", "edge")):
         ms = methods_of(rows, level)
@@ -187,8 +187,9 @@ def figure(rows, path: Path) -> None:
                 ax.text(j, i, fmt(a[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if not np.isnan(a[i, j]) and a[i, j] < 0.8 else "black")
         ax.set_title(f"{level}-level ROC AUC (output target)")
+    fig.subplots_adjust(wspace=0.5)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
-    fig.suptitle("python benchmarks/testbed_variants.py", fontsize=8, y=0.02)
+    fig.suptitle("nice -n 10 python benchmarks/testbed_variants.py (docs/testbed.md)", fontsize=8, y=0.99)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -216,13 +217,20 @@ def findings(rows) -> list[str]:
     for level in ("edge", "node"):
         hard = [k for k in HARD if k in kinds]
         ms = methods_of(rows, level)
-        score = {m: _mean([r["auc"] for r in rows if r["level"] == level and r["method"] == m
-                           and r["variant"] in hard]) for m in ms}
-        f1 = {m: _mean([r["f1_t"] for r in rows if r["level"] == level and r["method"] == m
-                        and r["variant"] in hard]) for m in ms}
-        ranked = sorted((m for m in ms if not math.isnan(score[m])), key=lambda m: -score[m])
-        out.append(f"* Ranking by mean {level} ROC AUC over {', '.join(hard)}: " + " > ".join(
-            f"{m} ({score[m]:.3f}; F1 at threshold {fmt(f1[m])})" for m in ranked) + ".")
+        sel = [r for r in rows if r["level"] == level and r["variant"] in hard]
+        cases = lambda m: {(r["program"], r["variant"], r["seed"]) for r in sel if r["method"] == m}
+        common = set.intersection(*(cases(m) for m in ms)) if ms else set()
+        for label, keep in (("all its runs", None), ("the runs every method has", common)):
+            use = [r for r in sel if keep is None or (r["program"], r["variant"], r["seed"]) in keep]
+            score = {m: _mean([r["auc"] for r in use if r["method"] == m]) for m in ms}
+            f1 = {m: _mean([r["f1_t"] for r in use if r["method"] == m]) for m in ms}
+            n = {m: len({r["program"] for r in use if r["method"] == m}) for m in ms}
+            ranked = sorted((m for m in ms if not math.isnan(score[m])), key=lambda m: -score[m])
+            scope = f"{len(keep)} program/variant/seed runs on {len({p for p, _, _ in keep})} programs" \
+                if keep is not None else "each method's own runs"
+            out.append(f"* Ranking by mean {level} ROC AUC over {', '.join(hard)}, {label} ({scope}): " + " > ".join(
+                f"{m} ({score[m]:.3f}{'' if keep is not None else f', {n[m]} programs'}; F1 at threshold "
+                f"{fmt(f1[m])})" for m in ranked) + ".")
     return out
 
 
@@ -242,10 +250,11 @@ def render(rows, failures, meta: dict) -> str:
         accs = [r["accuracy"] for r in sel.values()]
         tf = [r["truth_faithfulness"] for r in rows if r["variant"] == k and r["level"] == "edge"]
         na = sorted({f["program"] for f in failures if f["variant"] == k})
+        iia = [f"{fmt(_mean([r.get(m, math.nan) for r in sel.values()]))}" for m in ("iia", "strict_iia")]
         vrows.append([k, str(len({p for p, _ in sel})), fmt(_mean(accs)), fmt(min(accs) if accs else math.nan),
-                      fmt(_mean([r["components"] for r in sel.values()])), fmt(_mean(tf)),
+                      " / ".join(iia), fmt(_mean([r["components"] for r in sel.values()])), fmt(_mean(tf)),
                       ", ".join(na) if na else "–"])
-    parts += ["### Variants", "", table(["variant", "programs", "mean accuracy", "min accuracy",
+    parts += ["### Variants", "", table(["variant", "programs", "mean accuracy", "min accuracy", "IIA / strict IIA",
                                          "heads+MLP blocks", "truth faithfulness (edges)", "not applicable"],
                                         vrows), ""]
     parts += ["![methods x variants](figures/testbed_variants.png)", ""]
