@@ -63,7 +63,7 @@ def say(msg: str) -> None:
 def run(name: str, settings: dict, retrain: bool) -> dict:
     entry = LIBRARY[name]
     n = min(entry.max_seq_len, MAX_SEQ_LEN)
-    compiled = compile_rasp_to_model(entry.build(), vocab=set(entry.vocab), max_seq_len=n, compiler_bos="BOS")
+    compiled = compile_rasp_to_model(entry.build(), vocab=entry.vocab, max_seq_len=n, compiler_bos="BOS")
     path = CACHE / f"{name}.safetensors"
     if retrain and path.exists():
         path.unlink()
