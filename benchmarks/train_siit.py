@@ -45,11 +45,11 @@ PROGRAMS: dict[str, dict] = {
     "hist": {"steps": 1500},
     "shift_by": {"steps": 1000},
     "reverse": {"steps": 2000},
-    "detect_pattern": {"steps": 2000},
-    "first_occurrence": {"steps": 4000},
+    "detect_pattern": {"steps": 2500, "lr": 3e-3},
+    "first_occurrence": {"steps": 4000, "lr": 3e-3},
     "sort_unique": {"steps": 4000},
     "running_max": {"steps": 2000, "d_model": 48},
-    "dyck1": {"steps": 2500, "d_model": 64},
+    "dyck1": {"steps": 5000, "d_model": 64},
 }
 MAX_SEQ_LEN = 5
 
