@@ -42,7 +42,7 @@ def test_list_and_export(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("method", method_names())
-def test_score_every_method_on_a_task_folder(capsys, task_set, method):
+def test_score_every_method_on_a_task_folder_and_a_weight_file(capsys, task_set, method):
     code, out, _ = run(capsys, "testbed", "score", "--method", method, task_set / "lib-shift_by__rotated__s0",
                        "--json")
     assert code == 0
@@ -52,6 +52,14 @@ def test_score_every_method_on_a_task_folder(capsys, task_set, method):
     out_target = next(t for t in res["targets"] if t["is_output"])
     # the output's circuit: the shifting head; the ranking names every component (or edge)
     assert out_target["circuit"] and set(out_target["circuit"]) <= set(out_target["scores"])
+    # the same method on the plain weight file: truth read off the weights, same circuit
+    code, out, _ = run(capsys, "testbed", "score", "--method", method,
+                       task_set / "lib-shift_by__compiled__s0" / "model.safetensors", "--json")
+    assert code == 0
+    plain = json.loads(out)
+    assert plain["variant"] == "file"
+    plain_out = next(t for t in plain["result"]["targets"] if t["is_output"])
+    assert sorted(plain_out["circuit"]) == sorted(out_target["circuit"])
 
 
 def test_score_a_weight_file_with_table_and_plot(capsys, tmp_path, task_set):
