@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = ["lib:reverse", "lib:sort", "lib:dyck1", "lib:shift_by"]
 VARIANTS = ["compiled", "distractors"]
-METHODS = ["patching", "edge_patching", "eap"]
+METHODS = ["patching", "edge_patching", "eap", "atp_star", "eap_ig"]
 
 
 def comparable(results_dir) -> dict:
