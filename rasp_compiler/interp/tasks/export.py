@@ -32,7 +32,8 @@ MANIFEST_FORMAT = "rasp_compiler.task_set"
 VERSION = 1
 N_PAIRS = 16
 MIN_ACCURACY = 0.9
-SEEDLESS = ("compiled",)  # kinds that are the same for every seed: one task only
+SEEDLESS = ("compiled",)
+ON_REQUEST = ("trained",)  # kinds exported only when asked for by name  # kinds that are the same for every seed: one task only
 FILES = ("model.safetensors", "circuit.json", "pairs.json", "pairs.safetensors", "task.json")
 
 
@@ -153,7 +154,10 @@ def _kinds(kinds: Iterable[str] | None) -> tuple[list[str], list[str]]:
 
     have = available()
     if kinds is None:
-        return have, []
+        slow = [k for k in have if k in ON_REQUEST]
+        return [k for k in have if k not in ON_REQUEST], [
+            f"variant {k!r} not in the default set (training takes minutes per program): add it with "
+            f"--variants" for k in slow]
     out, notes = [], []
     for k in kinds:
         if k not in KINDS:
@@ -173,7 +177,8 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
 
     ``programs``: selectors (``lib``, ``lib:NAME``, ``examples``, ``ex:NAME``); ``n_random``
     more from the program generator (seeds from ``random_seed``, at least two layers).
-    ``variants``: kinds (default: every available one); a kind that does not apply to a
+    ``variants``: kinds (default: every available one but ``trained``, which trains for
+    minutes per program); a kind that does not apply to a
     program (its maker refuses it) is skipped with a note. ``progress(name, done, total)``
     is called after each program. A variant less accurate than ``min_accuracy`` (against
     the compiled model, which equals ``rasp.evaluate``) is skipped with a note: its
