@@ -28,6 +28,8 @@ from rasp_compiler.rasp import core
 from rasp_compiler.dsl import formula as fm
 from rasp_compiler.dsl.formula import Arg, Const, Op
 
+MAX_LITERAL_DIGITS = 1_000  # longer number literals are refused (Python caps int parsing at 4,300 digits)
+
 # --------------------------------------------------------------------------- the grammar
 @functools.cache
 def _lark() -> lark.Lark:
@@ -549,10 +551,18 @@ class _Interpreter:
         return handler(node, scope)
 
     def _e_int_lit(self, node, scope):
-        return int(node.children[0].value)
+        text = node.children[0].value
+        if len(text) > MAX_LITERAL_DIGITS:  # Python refuses to convert such strings; say where it is
+            raise self.error(f"integer literal of {len(text)} digits: at most {MAX_LITERAL_DIGITS} are "
+                             "supported (a compiled model computes in float32 anyway)", node)
+        return int(text)
 
     def _e_float_lit(self, node, scope):
-        return float(node.children[0].value)
+        text = node.children[0].value
+        if len(text) > MAX_LITERAL_DIGITS:
+            raise self.error(f"number literal of {len(text)} characters: at most {MAX_LITERAL_DIGITS} are "
+                             "supported (a compiled model computes in float32 anyway)", node)
+        return float(text)
 
     def _e_true_lit(self, node, scope):
         return True

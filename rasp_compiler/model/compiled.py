@@ -99,6 +99,8 @@ class CompiledModel:
         as keys, so the real positions compute what they would without them.
         """
         c = self.config
+        if isinstance(tokens, np.ndarray) and tokens.ndim == 1:
+            tokens = tokens.tolist()  # numpy scalars become the plain str/int/float tokens they stand for
         if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
             raise InputError(f"input must be a list of tokens starting with {c.bos!r}, got {tokens!r}")
         if not tokens or tokens[0] != c.bos:
@@ -142,6 +144,7 @@ class CompiledModel:
 
     def apply_batch(self, batch: Sequence[Sequence[Any]], backend: str = "jax") -> list[list]:
         """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
+        batch = _token_lists(batch, self.config.bos)
         if not batch:
             return []
         ids = np.stack([self.encode(t) for t in batch])
@@ -222,6 +225,24 @@ class CompiledModel:
     @functools.cached_property
     def _numeric_outputs(self) -> np.ndarray:
         return np.asarray(sorted(float(v) for v in self.config.output_values))
+
+
+def _token_lists(batch: Any, bos: Any) -> list:
+    """``apply_batch``'s argument as a list of token sequences (a 2-D numpy array is fine);
+    a single sequence or a string is refused with what to write instead."""
+    if isinstance(batch, np.ndarray):
+        if batch.ndim != 2:
+            raise InputError(f"apply_batch needs a 2-D array (one row per sequence), got shape {batch.shape}; "
+                             f"for one sequence use apply([{bos!r}, ...])")
+        return batch.tolist()
+    if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence):
+        raise InputError(f"apply_batch needs a list of token lists, each starting with {bos!r}, got "
+                         f"{type(batch).__name__} {str(batch)[:40]!r}")
+    for i, row in enumerate(batch):
+        if not isinstance(row, np.ndarray) and (isinstance(row, (str, bytes)) or not isinstance(row, Sequence)):
+            raise InputError(f"apply_batch needs a list of token lists; item {i} is {row!r}, a single token: "
+                             f"for one sequence write apply_batch([[{bos!r}, ...]]) or apply([{bos!r}, ...])")
+    return list(batch)
 
 
 def _check_backend(backend: str) -> None:

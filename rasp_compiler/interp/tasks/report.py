@@ -22,9 +22,15 @@ def table(results: list[dict], view: str = "active", field: str = "auc") -> tupl
     for r in results:
         res = r["result"]
         cells[(res["method"], r["variant"])].append(res["summary"].get(f"{field}_{view}"))
-    methods = sorted({m for m, _ in cells}, key=lambda m: (m.startswith(("e", "edge")), m))
+    methods = sorted({m for m, _ in cells}, key=lambda m: (_level(m) == "edge", m))
     variants = sorted({v for _, v in cells})
     return methods, variants, {k: (_mean(v), sum(x is not None for x in v)) for k, v in cells.items()}
+
+
+def _level(method: str) -> str:
+    """A method's level from the registry ("node" for a name it does not know, e.g. an old result)."""
+    from rasp_compiler.interp.methods import METHODS
+    return METHODS[method].level if method in METHODS else "node"
 
 
 def _fmt(x: float) -> str:
