@@ -95,22 +95,7 @@ class _Facts:
 
     def _joint_injective(self, f, a: str, b: str) -> bool:
         """f(x, y) differs for different (x, y) pairs of non-None values."""
-        xs, ys = self.sets.get(a), self.sets.get(b)
-        if xs is None or ys is None or len(xs) * len(ys) > self.lim.max_pairs:
-            return False
-        seen = set()
-        try:
-            for x in xs:
-                for y in ys:
-                    if x is None or y is None:
-                        continue
-                    out = f(x, y)
-                    if out is None or out in seen:
-                        return False
-                    seen.add(out)
-        except Exception:
-            return False
-        return True
+        return self._determines(f, a, b, lambda x, y: (x, y))
 
     def _map_injective(self, node: Node) -> bool:
         src = self.sets.get(node.inputs[0])
@@ -125,6 +110,11 @@ class _Facts:
 
     def _recovers(self, f, a: str, b: str, second: bool) -> bool:
         """f(x, y) determines y (second) or x: equal outputs only for one value of it."""
+        return self._determines(f, a, b, (lambda x, y: y) if second else (lambda x, y: x))
+
+    def _determines(self, f, a: str, b: str, part) -> bool:
+        """Over every pair of non-None values of ``a`` and ``b``, f(x, y) is never None and
+        equal outputs always come from the same ``part(x, y)``."""
         xs, ys = self.sets.get(a), self.sets.get(b)
         if xs is None or ys is None or len(xs) * len(ys) > self.lim.max_pairs:
             return False
@@ -134,8 +124,8 @@ class _Facts:
                 for y in ys:
                     if x is None or y is None:
                         continue
-                    out = f(x, y)
-                    if out is None or owner.setdefault(out, y if second else x) != (y if second else x):
+                    out, key = f(x, y), part(x, y)
+                    if out is None or owner.setdefault(out, key) != key:
                         return False
         except Exception:
             return False
