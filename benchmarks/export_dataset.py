@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from rasp_compiler.interp.tasks import export_tasks, load_manifest, load_task  # noqa: E402
-from rasp_compiler.interp.tasks.circuit import aligned_truth  # noqa: E402
+from rasp_compiler.interp.ground_truth import aligned_truth  # noqa: E402
 from rasp_compiler.interp.pairs import make_pairs  # noqa: E402
 from rasp_compiler.interp.variants.base import check_inputs  # noqa: E402
 from test_tasks import assert_same_truth  # noqa: E402

@@ -85,7 +85,7 @@ def test_task_round_trip(tmp_path, sources, name):
 
 
 def _aligned(variant):
-    from rasp_compiler.interp.tasks.circuit import aligned_truth
+    from rasp_compiler.interp.ground_truth import aligned_truth
     return aligned_truth(variant.truth, variant.model)
 
 

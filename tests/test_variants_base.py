@@ -36,3 +36,14 @@ def test_unknown_kind_is_named():
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         make_variant(None, "nope")
     assert set(available()) <= set(KINDS)
+
+
+def test_rotated_truth_points_along_the_rotated_directions(reverse):
+    import numpy as np
+
+    _, model = reverse
+    v = make_variant(model, "rotated", seed=3)
+    basis = v.model.residual_basis
+    assert not np.allclose(basis, np.eye(len(basis)))
+    for f in v.truth.features.features:  # feature i is row i of the basis, not the standard vector e_i
+        assert np.allclose(f.direction, basis[f.index])

@@ -34,6 +34,7 @@ the weights are mapped back to that basis before reading, so the truth is unchan
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,3 +368,19 @@ def ground_truth(model, granularity: str = "node", tol: float | None = None) -> 
     if layout is not None:
         readouts = {node: {str(d): w for d, w in ro.items()} for node, ro in layout.readouts.items()}
     return GroundTruth(g, {c.name: c for c in comps}, feats, model.config.output, granularity, readouts)
+
+
+def aligned_truth(gt: GroundTruth, model) -> GroundTruth:
+    """``gt`` with every feature direction taken from ``model``'s residual basis.
+
+    A variant in a rotated basis may hand over the clean model's truth, whose directions are
+    the standard basis; the circuit (components, edges, labels) is right, the directions are
+    not, and read-outs of virtual nodes would read the wrong residual coordinates."""
+    basis = getattr(model, "residual_basis", None)
+    if basis is None:
+        return gt
+    rows = np.asarray(basis, np.float64)
+    if all(np.array_equal(f.direction, rows[f.index]) for f in gt.features.features):
+        return gt
+    feats = tuple(dataclasses.replace(f, direction=rows[f.index].copy()) for f in gt.features.features)
+    return dataclasses.replace(gt, features=FeatureDictionary(feats, gt.features.neurons))

@@ -10,7 +10,6 @@ when the model is not in the standard basis.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import networkx as nx
@@ -32,22 +31,6 @@ def _component_json(c: Component) -> dict:
 def _component(d: dict) -> Component:
     return Component(d["name"], d["kind"], d["layer"], d["order"], d["node"], head=d["head"], lo=d["lo"],
                      hi=d["hi"], heads=tuple(d["heads"]))
-
-
-def aligned_truth(gt: GroundTruth, model) -> GroundTruth:
-    """``gt`` with every feature direction taken from ``model``'s residual basis.
-
-    A variant in a rotated basis may hand over the clean model's truth, whose directions are
-    the standard basis; the circuit (components, edges, labels) is right, the directions are
-    not, and read-outs of virtual nodes would read the wrong residual coordinates."""
-    basis = getattr(model, "residual_basis", None)
-    if basis is None:
-        return gt
-    rows = np.asarray(basis, np.float64)
-    if all(np.array_equal(f.direction, rows[f.index]) for f in gt.features.features):
-        return gt
-    feats = tuple(dataclasses.replace(f, direction=rows[f.index].copy()) for f in gt.features.features)
-    return dataclasses.replace(gt, features=FeatureDictionary(feats, gt.features.neurons))
 
 
 def truth_to_json(gt: GroundTruth, targets: list[str], basis_file: str | None) -> dict:

@@ -23,7 +23,8 @@ import numpy as np
 from rasp_compiler.errors import RaspCompilerError
 from rasp_compiler.export.safetensors_file import atomic_write
 from rasp_compiler.export.values import printable_value
-from rasp_compiler.interp.tasks.circuit import aligned_truth, truth_to_json
+from rasp_compiler.interp.ground_truth import aligned_truth
+from rasp_compiler.interp.tasks.circuit import truth_to_json
 from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
 from rasp_compiler.interp.tasks.sources import DEFAULT_PROGRAMS, Source, TaskSetError, random_sources, select_sources
 

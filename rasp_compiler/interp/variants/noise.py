@@ -6,7 +6,7 @@ a rotation changes the basis, not the function. The accuracy cost is measured, n
 
 from __future__ import annotations
 
-from rasp_compiler.interp.ground_truth import ground_truth
+from rasp_compiler.interp.ground_truth import aligned_truth, ground_truth
 from rasp_compiler.interp.rotate import rotate_residual
 from rasp_compiler.interp.variants.base import Variant, measure_exactness
 
@@ -25,5 +25,6 @@ def make_noise(model, seed: int = 0, scale: float = 0.01) -> Variant:
 def make_rotated(model, seed: int = 0, scale: float = 0.0) -> Variant:
     """A random orthogonal residual basis, plus noise of relative std ``scale``."""
     rotated = rotate_residual(model, seed=seed, noise=scale)
-    return Variant("rotated", rotated, ground_truth(model), measure_exactness(rotated, model),
+    truth = aligned_truth(ground_truth(model), rotated)  # the clean circuit, its directions in the new basis
+    return Variant("rotated", rotated, truth, measure_exactness(rotated, model),
                    {"seed": seed, "scale": scale})
