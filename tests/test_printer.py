@@ -298,3 +298,17 @@ def test_reference_operators_round_trip(text):
     vocab = [0, 1, 2] if "tokens_int" in text else ["a", "b", "c"]
     assert_same_evaluation(prog.output, reparsed.output, vocab, max_len=4)
     assert dsl.to_text(reparsed.output) == printed
+
+
+@pytest.mark.parametrize("text", [
+    "s = select(tokens, categorical(aggregate(select(indices, indices, ==), indices)), ==);\nout = selector_width(s);\n",
+    "s = select(tokens, categorical(aggregate(select(indices, tokens, ==), indices)), ==);\nout = selector_width(s);\n",
+])
+def test_copy_of_numbers_keeps_its_none_default(text):
+    """Found by hypothesis: printed bare, the parser would give this copy the reference's default 0."""
+    original = dsl.parse(text).output
+    printed = dsl.to_text(original)
+    reparsed = dsl.parse(printed).output
+    assert dsl.to_text(reparsed) == printed
+    for xs in ([0, 2], [1, 0, 2], [2]):
+        assert rasp.evaluate(reparsed, xs) == rasp.evaluate(original, xs)

@@ -206,6 +206,9 @@ class _Printer:
             return "numerical"
         if not node.is_numerical and inferred:
             return "categorical"
+        if (isinstance(node, core.Aggregate) and not node.is_numerical and node.default is None
+                and fm.copies_numbers(_through_views(node.sop))):
+            return "categorical"  # bare, the parser would copy these numbers with the reference's default 0
         if (not node.is_numerical and fm.explicitly_categorical(node)
                 and not isinstance(node, core.Aggregate) and fm.holds_numbers(node)):
             return "categorical"
