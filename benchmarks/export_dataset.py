@@ -30,6 +30,7 @@ from rasp_compiler.interp.tasks import export_tasks, load_manifest, load_task  #
 from rasp_compiler.interp.ground_truth import aligned_truth  # noqa: E402
 from rasp_compiler.interp.pairs import make_pairs  # noqa: E402
 from rasp_compiler.interp.variants.base import check_inputs  # noqa: E402
+from doc_section import replace_section  # noqa: E402  (benchmarks/, this script's folder)
 from test_tasks import assert_same_truth  # noqa: E402
 
 
@@ -117,10 +118,7 @@ def main() -> None:
     print(section)
     if not args.no_write:
         doc = ROOT / "docs" / "testbed_format.md"
-        text = doc.read_text(encoding="utf-8")
-        start, end = "<!-- export-benchmark:start -->", "<!-- export-benchmark:end -->"
-        i, j = text.index(start) + len(start), text.index(end)
-        doc.write_text(text[:i] + "\n" + section + "\n" + text[j:], encoding="utf-8")
+        replace_section(doc, "<!-- export-benchmark:start -->", "<!-- export-benchmark:end -->", section)
         print(f"wrote {doc}")
 
 

@@ -15,6 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
+from doc_section import replace_section  # benchmarks/, this script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = ["lib:reverse", "lib:sort", "lib:dyck1", "lib:shift_by"]
 VARIANTS = ["compiled", "distractors"]
@@ -90,10 +92,7 @@ def main() -> None:
     print(section)
     if not args.no_write:
         doc = ROOT / "docs" / "sweeps.md"
-        text = doc.read_text(encoding="utf-8")
-        start, end = "<!-- sweep-speed:start -->", "<!-- sweep-speed:end -->"
-        i, j = text.index(start) + len(start), text.index(end)
-        doc.write_text(text[:i] + "\n" + section + "\n" + text[j:], encoding="utf-8")
+        replace_section(doc, "<!-- sweep-speed:start -->", "<!-- sweep-speed:end -->", section)
         print(f"wrote {doc}")
 
 

@@ -32,12 +32,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # doc_section, also when a test loads this file
 
 from rasp_compiler import compile_rasp_to_model  # noqa: E402
 from rasp_compiler.export.safetensors_file import atomic_write  # noqa: E402
 from rasp_compiler.interp.testbed import evaluate  # noqa: E402
 from rasp_compiler.interp.variants import available, make_variant  # noqa: E402
 from rasp_compiler.lib import LIBRARY  # noqa: E402
+from doc_section import replace_section  # noqa: E402
 
 BEGIN, END = "<!-- testbed_variants:begin -->", "<!-- testbed_variants:end -->"
 KIND_ORDER = ("compiled", "distractors", "backups", "dense", "noise", "trained")
@@ -291,16 +293,6 @@ def render(rows, failures, meta: dict) -> str:
     return "\n".join(parts)
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace the marked section of ``doc`` (appended when the markers are missing), atomically."""
-    text = doc.read_text() if doc.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n## Variants: methods against realistic ground truths\n\n" + section + "\n"
-    atomic_write(doc, text.encode())
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help=f"{', '.join(QUICK_PROGRAMS)}; one seed; 4 pairs")
@@ -361,7 +353,8 @@ def main(argv=None) -> dict:
         if not args.render_only or args.merge:
             save(rows, failures)
         figure(rows, args.figure)
-        write_section(args.doc, section)
+        body = section[len(BEGIN) + 1:-len(END) - 1]  # render() frames the section with the markers
+        replace_section(args.doc, BEGIN, END, body, heading="## Variants: methods against realistic ground truths")
         print("wrote", args.doc, args.figure, args.json)
     return {"rows": rows, "failures": failures, "section": section}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from rasp_compiler.rasp import tracr_compat
+from doc_section import replace_section  # benchmarks/, this script's folder
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tracr_compat.md"
 BEGIN, END = "<!-- tracr_tests:begin -->", "<!-- tracr_tests:end -->"
@@ -42,7 +43,7 @@ def main() -> int:
             console.print(f"{file}: {r.passed}/{r.total} pass, {len(r.expected)} expected differences, "
                           f"{len(r.unexpected)} unexpected failures ({time.perf_counter() - start:.1f} s)")
     section = _render(results, version)
-    _write_section(section)
+    replace_section(DOC, BEGIN, END, section)
     console.print(f"wrote {DOC}")
     return 0 if all(not r.unexpected and r.import_error is None for r, _ in results) else 1
 
@@ -80,16 +81,6 @@ def _render(results, version: str) -> str:
     for file, why in tracr_compat.OUT_OF_SCOPE.items():
         lines.append(f"| `tracr/{file}` | {why} |")
     return "\n".join(lines)
-
-
-def _write_section(section: str) -> None:
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{section}\n{END}{tail}"
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(DOC)
 
 
 if __name__ == "__main__":
