@@ -17,7 +17,9 @@ whose function keeps that input recoverable; a SelectorWidth counting the keys s
 (or larger) than one's own, over injective keys (a rank); and the stable rank of
 ``make_sort`` (keys before + earlier equal keys); an occurrence pair ``(x, number of
 earlier positions holding x)``. A rank also determines its key (equal
-ranks only for equal keys), and a tuple key its parts. Anything else is not proven, and the
+ranks only for equal keys), and a tuple key its parts. Where these fail, the per-length,
+per-position analysis of :mod:`rasp_compiler.graph.positional` is tried (a reverse
+``n - i - 1``, values the same at every position). Anything else is not proven, and the
 validator falls back to trying every input when there are few.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 from numbers import Real
 
 from rasp_compiler.graph.nodes import Kind, Node, ProgramGraph
+from rasp_compiler.graph.positional import selects_single_values
 from rasp_compiler.graph.value_sets import at_most_one_key
 from rasp_compiler.limits import Limits
 from rasp_compiler.rasp import core
@@ -34,8 +37,13 @@ _ORDERS = (core.Comparison.LT, core.Comparison.GT, core.Comparison.LEQ, core.Com
 _STRICT = (core.Comparison.LT, core.Comparison.GT)
 
 
-def proven_single_valued(node: Node, pg: ProgramGraph, sets: dict, lim: Limits) -> bool:
-    """True when, on every input, each query of this Aggregate selects equal values only."""
+def proven_single_valued(node: Node, pg: ProgramGraph, sets: dict, lim: Limits,
+                         max_seq_len: int | None = None) -> bool:
+    """True when, on every input, each query of this Aggregate selects equal values only.
+
+    The rules below hold for every length at once; where they fail, the per-length,
+    per-position analysis of :mod:`rasp_compiler.graph.positional` is tried
+    (``max_seq_len``, when not given, is read off the value sets)."""
     values = sets.get(node.aggregated)
     if values is not None and len(values) <= 1:
         return True
@@ -45,7 +53,7 @@ def proven_single_valued(node: Node, pg: ProgramGraph, sets: dict, lim: Limits) 
             continue
         if facts.injective(t.key) or facts.determines(t.key, node.aggregated):
             return True
-    return False
+    return selects_single_values(node, pg, sets, max_seq_len)
 
 
 class _Facts:
