@@ -49,11 +49,21 @@ def proven_single_valued(node: Node, pg: ProgramGraph, sets: dict, lim: Limits,
         return True
     facts = _Facts(pg, sets, lim)
     for t in node.terms:
-        if not at_most_one_key(t, sets, lim):
+        if not _none_never_selected(t, sets) or not at_most_one_key(t, sets, lim):
             continue
         if facts.injective(t.key) or facts.determines(t.key, node.aggregated):
             return True
     return selects_single_values(node, pg, sets, max_seq_len)
+
+
+def _none_never_selected(t, sets: dict) -> bool:
+    """The rules below reason about non-None values only (a None key "no value" is not
+    injective: it can sit at many positions). That is sound when the predicate never
+    holds for a None key or query: a Comparison other than TRUE. A Python predicate (or
+    TRUE) may select None, so the rules apply to it only where neither side can be None."""
+    if isinstance(t.predicate, core.Comparison) and t.predicate is not core.Comparison.TRUE:
+        return True
+    return all(sets.get(side) is not None and None not in sets[side] for side in (t.key, t.query))
 
 
 class _Facts:

@@ -93,6 +93,14 @@ def selects_single_values(node: Node, pg: ProgramGraph, sets: dict, max_seq_len:
     return True
 
 
+def abstract_cases(pg: ProgramGraph, sets: dict, n: int, split: bool = True):
+    """The abstract values of every SOp on inputs of length ``n``, one dict per case
+    (every position-constant SOp split by value when ``split``). For tests and debugging:
+    every input of length n must fit one of them."""
+    order = pg.topological()
+    yield from _Length(pg, sets, n, _Shared()).cases(order, frozenset(order) if split else frozenset())
+
+
 def infer_max_seq_len(pg: ProgramGraph, sets: dict) -> int | None:
     """max_seq_len from the value sets: ``indices`` is 0..n-1, a SelectorWidth 0..n."""
     try:
@@ -140,29 +148,33 @@ class _Length:
 
     # cases ---------------------------------------------------------------------------
     def proves(self, x: Node, order: list[str], split_on: frozenset) -> bool:
-        self.leaves = 1
-        return self._run(x, order, 0, {}, split_on)
+        return all(self._proven_here(x, state) for state in self.cases(order, split_on))
 
-    def _run(self, x: Node, order: list[str], start: int, state: dict, split_on: frozenset) -> bool:
-        """Every case from ``order[start]`` on proves ``x`` (state: the values so far)."""
+    def cases(self, order: list[str], split_on: frozenset):
+        """The abstract values of ``order`` (topological, closed under inputs) in each case:
+        position-constant SOps of ``split_on`` are split by value (lazily: a caller that
+        stops early stops the work). Together the cases cover every input of length n."""
+        self.leaves = 1
+        yield from self._run(order, 0, {}, split_on)
+
+    def _run(self, order: list[str], start: int, state: dict, split_on: frozenset):
         for pos in range(start, len(order)):
             label = order[pos]
             a = self._abstract(self.pg.nodes[label], state)
             if a.constant and a.at is not None:
                 common = {k: v for k, v in a.at[0].items() if all(k in s for s in a.at[1:])}
                 if not common:
-                    return True  # no input of this length is in this case
+                    return  # no input of this length is in this case
                 if len(common) > 1 and label in split_on and self.leaves + len(common) - 1 <= MAX_CASES:
                     self.leaves += len(common) - 1
                     for k, v in common.items():
                         branch = dict(state)
                         branch[label] = Abstract(({k: v},) * self.n, True)
-                        if not self._run(x, order, pos + 1, branch, split_on):
-                            return False
-                    return True
+                        yield from self._run(order, pos + 1, branch, split_on)
+                    return
                 a = Abstract((common,) * self.n, True)
             state[label] = a
-        return self._proven_here(x, state)
+        yield state
 
     def _proven_here(self, x: Node, state: dict) -> bool:
         if state[x.aggregated].constant:  # every position holds the same value: no conflict
@@ -238,7 +250,12 @@ class _Length:
         if isinstance(e, core.SequenceMap):
             a, b = (state[label] for label in node.inputs)
             same = node.inputs[0] == node.inputs[1]  # one SOp: the same value in both arguments
-            return self._pointwise(node, (a, b), lambda pairs, f=e.f: [f(x, y) for x, y in pairs], same)
+            out = self._pointwise(node, (a, b), lambda pairs, f=e.f: [f(x, y) for x, y in pairs], same)
+            if node.synthetic and (out.at is None or any(None in s.values() for s in out.at)):
+                # a tuple the compiler made for an Or/Not selector: where a part is None the
+                # evaluator still compares the parts, so the tuple's values say nothing
+                return Abstract(None, out.constant)
+            return out
         if node.kind in (Kind.ATTENTION, Kind.WIDTH):
             return self._head(node, state)
         return self._fallback(node)
