@@ -145,6 +145,12 @@ class _Length:
         self.pg, self.sets, self.n, self.shared = pg, sets, n, shared
         self.leaves = 1
         self._fallbacks: dict[str, Abstract] = {}
+        self._memo: dict = {}
+        self._interned: dict = {}
+
+    def _intern(self, values: Values) -> Values:
+        """One object per distinct value set, so that work keyed by id is shared."""
+        return self._interned.setdefault(frozenset(values), values)
 
     # cases ---------------------------------------------------------------------------
     def proves(self, x: Node, order: list[str], split_on: frozenset) -> bool:
@@ -226,7 +232,16 @@ class _Length:
 
     # abstract values ----------------------------------------------------------------
     def _abstract(self, node: Node, state: dict) -> Abstract:
+        inputs = tuple(state[x] for x in node.inputs)
+        memo_key = (node.label, tuple(map(id, inputs)))
+        if memo_key not in self._memo:  # the same inputs as in an earlier case: the same result
+            self._memo[memo_key] = (self._checked(node, state), inputs)  # (inputs kept: ids stay unique)
+        return self._memo[memo_key][0]
+
+    def _checked(self, node: Node, state: dict) -> Abstract:
         a = self._transfer(node, state)
+        if a.at is not None:
+            a = Abstract(tuple(self._intern(s) for s in a.at), a.constant)
         if not a.constant and a.at is not None and all(len(s) == 1 for s in a.at) \
                 and len({next(iter(s)) for s in a.at}) == 1:
             return Abstract(a.at, True)  # one value, the same, at every position
