@@ -3,7 +3,6 @@
 needed it, the compiled model checked against rasp.evaluate; programs that do conflict
 are not proven; and a fuzz test that no proven Aggregate ever conflicts."""
 
-import itertools
 import logging
 import warnings
 
@@ -11,8 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rasp_compiler import compile_rasp_to_model, rasp
-from rasp_compiler.errors import AggregateError, RaspCompilerError, UnsupportedProgramError
-from rasp_compiler.fuzz.position_programs import random_position_program
+from rasp_compiler.errors import AggregateError, UnsupportedProgramError
+from rasp_compiler.fuzz.position_programs import check_position_program, compile_position_program
 from rasp_compiler.graph import positional
 from rasp_compiler.graph.aggregate_proof import proven_single_valued
 from rasp_compiler.graph.build import build_graph
@@ -183,62 +182,21 @@ def test_max_seq_len_is_read_off_the_value_sets():
 
 
 # ------------------------------------------------------------------ soundness, fuzzed
-def _check_no_proven_conflict(seed: int) -> tuple[int, int]:
-    """Every input of a random program: no proven Aggregate conflicts, and every input
-    fits one case of the abstract values. Returns how many Aggregates the positional
-    analysis proves, and how many conflict on some input."""
-    prog = random_position_program(seed)
-    try:
-        pg = build_graph(prog.program)
-        sets = infer_value_sets(pg, prog.vocab, prog.max_seq_len)
-    except RaspCompilerError:
-        return 0, 0
-    heads = [pg.nodes[x] for x in pg.topological() if pg.nodes[x].kind is Kind.ATTENTION and not pg.nodes[x].numerical]
-    proven = [h for h in heads if proven_single_valued(h, pg, sets, default_limits())]
-    by_positions = sum(positional.selects_single_values(h, pg, sets, prog.max_seq_len) for h in heads)
-    conflicting = 0
-    for h in heads:
-        for xs in exhaustive_inputs(prog.vocab, prog.max_seq_len):
-            try:
-                rasp.evaluate(h.expr, xs, strict=True)
-            except AggregateError as exc:
-                if f"categorical Aggregate {h.label} selects" in str(exc):  # not an earlier one's
-                    assert h not in proven, f"seed {seed}: {h.label} proven but {exc} on {xs}"
-                    conflicting += 1
-                    break
-            except RaspCompilerError:  # e.g. a predicate failing on None: no output at all
-                continue
-    for n in range(2, prog.max_seq_len + 1):
-        cases = list(positional.abstract_cases(pg, sets, n))
-        for xs in itertools.product(prog.vocab, repeat=n):
-            try:
-                actual = {x: rasp.evaluate(pg.nodes[x].expr, list(xs), strict=True) for x in pg.nodes}
-            except RaspCompilerError:
-                continue
-            assert any(_fits(case, actual) for case in cases), f"seed {seed}: input {xs} fits no case"
-    return by_positions, conflicting
-
-
-def _fits(case, actual) -> bool:
-    for label, values in actual.items():
-        a = case[label]
-        if a.constant and len({positional.exact_key(v) for v in values}) > 1:
-            return False
-        if a.at is not None and any(positional.exact_key(v) not in a.at[i] for i, v in enumerate(values)):
-            return False
-    return True
-
-
 def test_fixed_seeds_prove_many_and_never_a_conflict(caplog):
     caplog.set_level(logging.ERROR)
-    proven = conflicting = 0
-    for seed in range(150):
-        p, c = _check_no_proven_conflict(seed)
-        proven, conflicting = proven + p, conflicting + c
+    checks = [check_position_program(seed) for seed in range(150)]
+    assert [f for c in checks for f in c.failures] == []
+    proven, conflicting = sum(c.by_positions for c in checks), sum(c.conflicting for c in checks)
     assert proven > 40 and conflicting > 20  # neither side is vacuous (71 and 44 when written)
+    assert sum(c.inputs for c in checks) > 2000
+
+
+@pytest.mark.parametrize("seed", range(0, 400, 40))
+def test_compiled_random_programs_are_exact_or_refused(seed):
+    assert compile_position_program(seed) in ("exact", "refused")
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(0, 2**31))
-def test_no_proven_aggregate_conflicts_on_any_input(seed):
-    _check_no_proven_conflict(seed)
+@given(st.integers(0, 2**31), st.sampled_from([None, 12]))
+def test_no_proven_aggregate_conflicts_on_any_input(seed, steps):
+    assert check_position_program(seed, steps).failures == ()

@@ -9,14 +9,22 @@ runs every input and checks that no Aggregate the analysis proves ever conflicts
 
     prog = random_position_program(seed=3)
     prog.program, prog.vocab, prog.max_seq_len
+    check_position_program(3).failures   # () unless a proof is wrong
+    compile_position_program(3)          # "exact", "refused" or "mismatch on ..."
+
+Used by tests/test_positional_proof.py and benchmarks/position_proof.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+import time
 from dataclasses import dataclass
 
+from rasp_compiler.errors import AggregateError, RaspCompilerError
 from rasp_compiler.rasp import core as rasp
+from rasp_compiler.rasp.evaluate import evaluate
 
 C = rasp.Comparison
 
@@ -120,3 +128,100 @@ def _select(rng: random.Random, ints: list, pairs: list) -> rasp.Selector:
         other = rasp.Select(rng.choice(ints), rng.choice(ints), _predicate(rng))
         sel = rasp.SelectorAnd(sel, other) if rng.random() < 0.7 else rasp.SelectorOr(sel, other)
     return sel
+
+
+@dataclass(frozen=True)
+class PositionCheck:
+    """Every input of one random program, against what the analysis claims."""
+
+    aggregates: int  # categorical Aggregates
+    proven: int  # proven by any rule (aggregate_proof.proven_single_valued)
+    by_positions: int  # proven by the per-position analysis (graph/positional.py)
+    conflicting: int  # selecting differing values on some input
+    inputs: int  # inputs whose values at every SOp were checked against the analysis' cases
+    slowest: float  # seconds of the slowest per-position proof of one Aggregate
+    failures: tuple[str, ...]  # a proven Aggregate that conflicts; an input that fits no case
+
+
+def check_position_program(seed: int, steps: int | None = None) -> PositionCheck:
+    """Evaluate every input (strict): no proven categorical Aggregate may conflict, and
+    every input's values must fit one case of the abstract values, at every length."""
+    from rasp_compiler.graph import positional
+    from rasp_compiler.graph.aggregate_proof import proven_single_valued
+    from rasp_compiler.graph.build import build_graph
+    from rasp_compiler.graph.nodes import Kind
+    from rasp_compiler.graph.value_sets import infer_value_sets
+    from rasp_compiler.limits import default
+
+    prog = random_position_program(seed, steps)
+    try:
+        pg = build_graph(prog.program)
+        sets = infer_value_sets(pg, prog.vocab, prog.max_seq_len)
+    except RaspCompilerError:
+        return PositionCheck(0, 0, 0, 0, 0, 0.0, ())
+    heads = [pg.nodes[x] for x in pg.topological() if pg.nodes[x].kind is Kind.ATTENTION and not pg.nodes[x].numerical]
+    proven = {h.label for h in heads if proven_single_valued(h, pg, sets, default())}
+    by_positions, slowest = 0, 0.0
+    for h in heads:
+        start = time.perf_counter()
+        by_positions += positional.selects_single_values(h, pg, sets, prog.max_seq_len)
+        slowest = max(slowest, time.perf_counter() - start)
+    failures, conflicting = [], 0
+    inputs = [list(xs) for n in range(1, prog.max_seq_len + 1) for xs in itertools.product(prog.vocab, repeat=n)]
+    for h in heads:
+        for xs in inputs:
+            try:
+                evaluate(h.expr, xs, strict=True)
+            except AggregateError as exc:
+                if f"categorical Aggregate {h.label} selects" in str(exc):  # not an earlier one's
+                    conflicting += 1
+                    if h.label in proven:
+                        failures.append(f"seed {seed}: {h.label} is proven but on {xs}: {exc}")
+                    break
+            except RaspCompilerError:  # e.g. a predicate failing on None: no output at all
+                continue
+    checked = 0
+    for n in range(2, prog.max_seq_len + 1):
+        cases = list(positional.abstract_cases(pg, sets, n))
+        for xs in (x for x in inputs if len(x) == n):
+            try:
+                actual = {x: evaluate(pg.nodes[x].expr, xs, strict=True) for x in pg.nodes}
+            except RaspCompilerError:
+                continue
+            checked += 1
+            if not any(_fits(case, actual, positional.exact_key) for case in cases):
+                failures.append(f"seed {seed}: the values on input {xs} fit no case of the analysis")
+    return PositionCheck(len(heads), len(proven), by_positions, conflicting, checked, slowest, tuple(failures))
+
+
+def _fits(case: dict, actual: dict, exact_key) -> bool:
+    for label, values in actual.items():
+        a = case[label]
+        if a.constant and len({exact_key(v) for v in values}) > 1:
+            return False
+        if a.at is not None and any(exact_key(v) not in a.at[i] for i, v in enumerate(values)):
+            return False
+    return True
+
+
+def compile_position_program(seed: int, steps: int | None = None) -> str:
+    """Compile it and compare with rasp.evaluate on every input it evaluates on:
+    "exact", "refused" (a compiler error) or "mismatch on ..."."""
+    from rasp_compiler.compiler import compile_rasp_to_model
+    from rasp_compiler.verify import check_model
+
+    prog = random_position_program(seed, steps)
+    try:
+        model = compile_rasp_to_model(prog.program, prog.vocab, prog.max_seq_len)
+    except RaspCompilerError:
+        return "refused"
+    inputs = []
+    for n in range(1, prog.max_seq_len + 1):
+        for xs in itertools.product(prog.vocab, repeat=n):
+            try:
+                evaluate(prog.program, list(xs))
+            except RaspCompilerError:
+                continue
+            inputs.append(list(xs))
+    report = check_model(model, prog.program, inputs)
+    return "exact" if report.exact else f"mismatch on {report.examples[0].input!r} (seed {seed})"
