@@ -20,13 +20,14 @@ is one value per position in each case, though two in the union. Every rule is w
 out, with why it is sound, in docs/reliability.md ("Categorical Aggregates").
 
 Bounded: at most ``MAX_CASES`` cases per length (past that, values stay merged: weaker,
-never wrong) and ``MAX_WORK`` calls of the program's functions and predicates per
-Aggregate (past that: not proven).
+never wrong) and ``MAX_WORK`` steps (calls of the program's functions, predicate
+look-ups) per Aggregate (past that: not proven).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from rasp_compiler.graph.nodes import Kind, Node, ProgramGraph, Term
 from rasp_compiler.rasp import core
 
 MAX_CASES = 256  # cases (joint values of position-constant SOps) per length
-MAX_WORK = 200_000  # calls of the program's functions and predicates, per Aggregate
+MAX_WORK = 200_000  # steps (function calls, predicate look-ups) per Aggregate
 MAX_PAIRS = 4_096  # value pairs one SequenceMap combines at one position
 MAX_QUERY_TUPLES = 256  # query-value tuples of a conjunction at one position
 
@@ -98,7 +99,9 @@ def abstract_cases(pg: ProgramGraph, sets: dict, n: int, split: bool = True):
     (every position-constant SOp split by value when ``split``). For tests and debugging:
     every input of length n must fit one of them."""
     order = pg.topological()
-    yield from _Length(pg, sets, n, _Shared()).cases(order, frozenset(order) if split else frozenset())
+    shared = _Shared()
+    shared.work = math.inf  # no budget: the caller asked for every case
+    yield from _Length(pg, sets, n, shared).cases(order, frozenset(order) if split else frozenset())
 
 
 def infer_max_seq_len(pg: ProgramGraph, sets: dict) -> int | None:
@@ -128,9 +131,9 @@ class _Shared:
 
     def outcome(self, term: Term, kx, k, qx, q) -> bool | None:
         """predicate(k, q) as the evaluator sees it; None if it raises (then: either)."""
+        self.spend()  # every look-up counts, so the loops around it are bounded too
         key = (id(term), kx, qx)
         if key not in self.outcomes:
-            self.spend()
             try:
                 self.outcomes[key] = bool(term.predicate(k, q))
             except Exception:  # noqa: BLE001 — the user's predicate failed: it may select or not
@@ -323,6 +326,7 @@ class _Length:
                 must = row.count(MUST)
                 at.append(_values(range(must, must + row.count(MAY) + 1)))
             return Abstract(tuple(at), constant)
+        self.shared.spend(self.n * self.n)
         values = state[node.aggregated].at
         if node.numerical or values is None:
             return Abstract(self._fallback(node).at, constant)
@@ -331,6 +335,7 @@ class _Length:
             here: Values = {}
             for i, c in enumerate(row):
                 if c is not NEVER:
+                    self.shared.spend(len(values[i]))
                     here.update(values[i])
             if MUST not in row:  # may select nothing: the default
                 here.update(_values([node.expr.default]))
