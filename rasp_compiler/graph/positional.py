@@ -221,7 +221,7 @@ class _Length:
             return False
         for j in range(self.n):
             sizes = [len(q[j]) for q in queries]
-            if _product(sizes) > MAX_QUERY_TUPLES:
+            if math.prod(sizes) > MAX_QUERY_TUPLES:
                 return False
             for combo in itertools.product(*(q[j].items() for q in queries)):
                 hits = 0
@@ -369,9 +369,3 @@ class _Length:
                 result = MAY
         return result
 
-
-def _product(sizes: list[int]) -> int:
-    out = 1
-    for s in sizes:
-        out *= s
-    return out
