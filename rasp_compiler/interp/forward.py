@@ -30,9 +30,10 @@ knobs the methods need, for numpy and jax.numpy alike:
 ``run`` returns the final residual stream (batch, positions, d_model); logits are
 ``resid @ W_U``. It reproduces the model's own forward pass (tests check this).
 
-ReLU's derivative at exactly 0 is ``relu_at_zero`` (default 0: torch's, TransformerLens's
-and ``jax.nn.relu``'s convention; ``jnp.maximum`` would give 1/2). Constructed blocks keep
-every pre-activation clear of 0 on real inputs, so there the choice changes no score.
+ReLU's derivative at exactly 0 is ``relu_at_zero`` (default 1/2, ``jnp.maximum``'s; torch,
+TransformerLens and ``jax.nn.relu`` take 0). Constructed and compiled lookup blocks keep every
+pre-activation clear of 0 on real inputs, so there the choice changes no score; compiled
+numerical interpolations still have kinks on input values.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from rasp_compiler.interp.ground_truth import Component, components
 
 
 class Decomposed:
-    def __init__(self, model, granularity: str = "node", relu_at_zero: float = 0.0):
+    def __init__(self, model, granularity: str = "node", relu_at_zero: float = 0.5):
         self.model = model
         self.relu_at_zero = float(relu_at_zero)
         self.config = model.config
