@@ -40,20 +40,26 @@ def _assemble(node: str, reads: list[Dir], hidden: list[str], w_in: dict, b_in: 
     return MLPBlock(node, tuple(reads), tuple(writes), tuple(hidden), w, np.asarray(b_in, float), w_out)
 
 
+def _doubled(out: dict[Dir, float]) -> dict[Dir, float]:
+    return {d: 2.0 * w for d, w in out.items()}
+
+
 def map_lookup(node: str, numerical: bool, inputs: dict[Any, Dir], f: Callable[[Any], Any]) -> MLPBlock:
-    """Categorical -> anything: neuron v is relu(x[input=v])."""
+    """Categorical -> anything: neuron v is 2 relu(x[input=v] - 1/2). Its pre-activation is
+    +-1/2 on a one-hot input, never 0, so a gradient does not depend on ReLU'(0)."""
     reads = list(inputs.values())
     hidden, w_in, outs = [], {}, []
     for i, (v, d) in enumerate(inputs.items()):
         hidden.append(f"{node}: {d}")
         w_in[(d, i)] = 1.0
-        outs.append(output_vector(node, numerical, f(v)))
-    return _assemble(node, reads, hidden, w_in, [0.0] * len(hidden), outs)
+        outs.append(_doubled(output_vector(node, numerical, f(v))))
+    return _assemble(node, reads, hidden, w_in, [-0.5] * len(hidden), outs)
 
 
 def pair_lookup(node: str, numerical: bool, fst: dict[Any, Dir], snd: dict[Any, Dir],
                 f: Callable[[Any, Any], Any]) -> MLPBlock:
-    """Categorical x categorical -> anything: neuron (a, b) is relu(x[a] + x[b] - 1)."""
+    """Categorical x categorical -> anything: neuron (a, b) is 2 relu(x[a] + x[b] - 3/2)
+    (pre-activation 1/2, -1/2 or -3/2 on one-hot inputs: never 0)."""
     reads = list(dict.fromkeys(list(fst.values()) + list(snd.values())))
     hidden, w_in, outs = [], {}, []
     for a, da in fst.items():
@@ -62,8 +68,8 @@ def pair_lookup(node: str, numerical: bool, fst: dict[Any, Dir], snd: dict[Any, 
             hidden.append(f"{node}: {da} & {db}")
             w_in[(da, i)] = w_in.get((da, i), 0.0) + 1.0
             w_in[(db, i)] = w_in.get((db, i), 0.0) + 1.0
-            outs.append(output_vector(node, numerical, f(a, b)))
-    return _assemble(node, reads, hidden, w_in, [-1.0] * len(hidden), outs)
+            outs.append(_doubled(output_vector(node, numerical, f(a, b))))
+    return _assemble(node, reads, hidden, w_in, [-1.5] * len(hidden), outs)
 
 
 def numeric_input_map(node: str, numerical: bool, readout: dict[Dir, float],

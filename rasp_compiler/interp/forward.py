@@ -29,6 +29,11 @@ knobs the methods need, for numpy and jax.numpy alike:
 
 ``run`` returns the final residual stream (batch, positions, d_model); logits are
 ``resid @ W_U``. It reproduces the model's own forward pass (tests check this).
+
+ReLU's derivative at exactly 0 is ``relu_at_zero`` (default 1/2, ``jnp.maximum``'s; torch,
+TransformerLens and ``jax.nn.relu`` take 0). Constructed and compiled lookup blocks keep every
+pre-activation clear of 0 on real inputs, so there the choice changes no score; compiled
+numerical interpolations still have kinks on input values.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from rasp_compiler.interp.ground_truth import Component, components
 
 
 class Decomposed:
-    def __init__(self, model, granularity: str = "node"):
+    def __init__(self, model, granularity: str = "node", relu_at_zero: float = 0.5):
         self.model = model
+        self.relu_at_zero = float(relu_at_zero)
         self.config = model.config
         self.granularity = granularity
         self.components: list[Component] = components(model, granularity)
@@ -182,7 +188,10 @@ class Decomposed:
                     continue
                 x = receive(comp, mid)
                 sl = slice(comp.lo, comp.hi)
-                post = xp.maximum(x @ p[pre + "mlp.W_in"][:, sl] + p[pre + "mlp.b_in"][sl], 0)
+                h = x @ p[pre + "mlp.W_in"][:, sl] + p[pre + "mlp.b_in"][sl]
+                post = xp.where(h > 0, h, 0)  # derivative 0 at 0 ...
+                if self.relu_at_zero and xp is not np:  # ... or relu_at_zero (the value is unchanged)
+                    post = post + self.relu_at_zero * xp.where(h == 0, h, 0)
                 out = post @ p[pre + "mlp.W_out"][sl]
                 if comp.kind == "mlp_layer":
                     out = out + p[pre + "mlp.b_out"]

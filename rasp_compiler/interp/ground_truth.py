@@ -11,20 +11,31 @@ known set of them. This module turns that into data a method can be scored again
 * :func:`ground_truth`: a networkx DiGraph of components with an edge A -> B when A
   writes a residual direction that B reads and A runs before B. Reads and writes come
   from the weights themselves (nonzero rows of W_Q/W_K/W_V/W_in, nonzero columns of
-  W_O/W_out, rows of W_E/W_pos, rows of W_U), never from the compiler's bookkeeping, so
-  a model loaded from a file (no ``.compilation``) gets the same graph. The constant
-  ``one`` and ``bos`` directions are ignored: every component touches them.
+  W_O/W_out, rows of W_E/W_pos, rows of W_U; "nonzero": above 1e-6 of the component's
+  largest |entry| for that matrix, 1e-4 in a rotated basis), never from the compiler's
+  bookkeeping, so a model loaded from a file (no ``.compilation``) gets the same graph.
+  The constant ``one`` and ``bos`` directions are ignored: every component touches them.
 * :meth:`GroundTruth.circuit`: the node- and edge-level circuit of the output or of
   any intermediate SOp (the components and edges on some path into it).
 * :func:`feature_dictionary`: every residual direction with the (node, value) it
   encodes and its direction in the residual stream, and every MLP hidden neuron with
   what it detects.
 
-Distractor components (``distractor:<what they read>#k`` labels, added by
-:mod:`rasp_compiler.interp.variants.distractors`) come in pairs whose writes cancel
-exactly; the graph gives them their read edges but no outgoing edge, so they are never
-in a circuit (:func:`is_distractor`). The per-layer view leaves them out of a layer's
-reads and writes for the same reason.
+Two graphs, one rule each:
+
+* **structural** (``GroundTruth.graph``): every edge the weights imply, A -> B when A runs
+  before B and writes a residual direction B reads. Nothing is left out.
+* **functional** (:meth:`GroundTruth.circuit`): the paths into a target that use no edge
+  out of a *cancelling group*. A group (``GroundTruth.cancelling``) is a set of components
+  of one layer that read the residual through identical weights and write exact opposites,
+  so their summed output is 0 on every input: each member alone may move every metric, the
+  group jointly moves none, and an edge from a member carries, together with its partners'
+  edges into the same receiver, exactly nothing. The distractors variant
+  (:mod:`rasp_compiler.interp.variants.distractors`) adds such groups (labels
+  ``distractor:<what they read>#k``, blocks ``...#k+`` / ``...#k-``; :func:`cancelling_groups`).
+
+The per-layer view leaves cancelling members out of a layer's reads and writes: they sit
+inside one component there, where their sum is 0.
 
 Rotated models (:func:`rasp_compiler.interp.rotate.rotate_residual`) carry a
 ``residual_basis`` whose row i is the direction of feature ``labels.residual[i]``;
@@ -50,6 +61,18 @@ DISTRACTOR = "distractor:"
 def is_distractor(node: str) -> bool:
     """A component added by the distractors variant: its writes cancel with its partner's."""
     return node.startswith(DISTRACTOR)
+
+
+def cancelling_groups(comps: list["Component"]) -> tuple[tuple[str, ...], ...]:
+    """The cancelling groups among node-level components, by the distractor labels: the heads
+    of one layer labelled ``distractor:...#k``, and the blocks ``distractor:...#k+`` and
+    ``...#k-`` (their weights are checked by ablation in the tests, not here)."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    for c in comps:
+        if c.kind in ("head", "mlp") and is_distractor(c.node):
+            key = c.node[:-1] if c.kind == "mlp" and c.node[-1] in "+-" else c.node
+            groups.setdefault((c.layer, c.kind + ":" + key), []).append(c.name)
+    return tuple(tuple(names) for _, names in sorted(groups.items()) if len(names) > 1)
 
 
 # --------------------------------------------------------------------------- components
@@ -262,6 +285,15 @@ class GroundTruth:
     output: str
     granularity: str
     readouts: dict[str, dict[str, float]] = field(default_factory=dict)  # virtual node -> {label: weight}
+    cancelling: tuple[tuple[str, ...], ...] = ()  # cancelling groups (see the module docstring)
+
+    def cancelling_group(self, name: str) -> int | None:
+        """Index in ``cancelling`` of the group ``name`` belongs to (None: it cancels with nothing)."""
+        return next((i for i, g in enumerate(self.cancelling) if name in g), None)
+
+    @property
+    def cancelling_members(self) -> frozenset[str]:
+        return frozenset(n for g in self.cancelling for n in g)
 
     # which components a method ranks --------------------------------------------------------
     @property
@@ -291,18 +323,20 @@ class GroundTruth:
                        f"its compilation has no read-out); known nodes: {known}")
 
     def circuit(self, target: str | None = None) -> Circuit:
-        """Node- and edge-level circuit of the output (``target=None``) or of an SOp."""
-        g = self.graph
+        """The functional circuit of the output (``target=None``) or of an SOp: the components
+        and edges on some path into it that uses no edge out of a cancelling group."""
+        silent = self.cancelling_members
+        g = self.graph.copy()
+        g.remove_edges_from([(a, b) for a, b in self.graph.edges if a in silent])
         if target is None or target == self.output:
             sink, name = UNEMBED, self.output
         else:
             sink, name = f"probe:{target}", target
             labels = set(self.target_labels(target))
-            g = g.copy()
             g.add_node(sink, component=None, node=target, reads=tuple(sorted(labels)), writes=())
             for n, data in self.graph.nodes(data=True):
                 carried = labels & set(data["writes"])
-                if carried:
+                if carried and n not in silent:
                     g.add_edge(n, sink, dims=tuple(sorted(carried, key=self._order)))
         nodes = nx.ancestors(g, sink) | {sink}
         edges = frozenset((a, b) for a, b in g.edges if a in nodes and b in nodes)
@@ -356,8 +390,6 @@ def ground_truth(model, granularity: str = "node", tol: float | None = None) -> 
         embedded = sorted({feats.features[i].node for i in np.nonzero(masks[EMBED][1])[0]})
         g.nodes[EMBED]["node"] = ",".join(embedded)
     for a in comps:
-        if is_distractor(a.node):
-            continue
         for b in comps:
             if a.order < b.order:
                 shared = masks[a.name][1] & masks[b.name][0]
@@ -367,7 +399,8 @@ def ground_truth(model, granularity: str = "node", tol: float | None = None) -> 
     layout = getattr(getattr(model, "compilation", None), "layout", None)
     if layout is not None:
         readouts = {node: {str(d): w for d, w in ro.items()} for node, ro in layout.readouts.items()}
-    return GroundTruth(g, {c.name: c for c in comps}, feats, model.config.output, granularity, readouts)
+    return GroundTruth(g, {c.name: c for c in comps}, feats, model.config.output, granularity, readouts,
+                       cancelling_groups(comps) if granularity == "node" else ())
 
 
 def aligned_truth(gt: GroundTruth, model) -> GroundTruth:

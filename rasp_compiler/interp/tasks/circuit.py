@@ -2,8 +2,9 @@
 
 A variant's truth is not always what its own weights say (a noisy model keeps the clean
 model's circuit; a trained one has the circuit it was trained to), so a task stores the
-truth itself: every component, every edge with the residual directions it carries, the
-feature dictionary, and the node- and edge-level circuit of every target. Feature
+truth itself: every component, every edge with the residual directions it carries (the
+structural graph: every edge the weights imply), the cancelling groups, the feature
+dictionary, and the node- and edge-level (functional) circuit of every target. Feature
 directions are rows of the residual basis, stored beside it (``basis.safetensors``)
 when the model is not in the standard basis.
 """
@@ -55,8 +56,11 @@ def truth_to_json(gt: GroundTruth, targets: list[str], basis_file: str | None) -
         "graph": {
             "nodes": [{"name": n, "node": d["node"], "reads": list(d["reads"]), "writes": list(d["writes"])}
                       for n, d in g.nodes(data=True)],
-            "edges": [{"from": a, "to": b, "dims": list(d["dims"])} for a, b, d in g.edges(data=True)],
+            "edges": [{"from": a, "to": b, "dims": list(d["dims"]), "cancelling": gt.cancelling_group(a)}
+                      for a, b, d in g.edges(data=True)],
         },
+        # components whose outputs sum to 0 on every input; "cancelling" above: the sender's group
+        "cancelling_groups": [list(grp) for grp in gt.cancelling],
         "residual_basis": basis_file,  # null: feature i is residual dimension i
         "features": [{"index": f.index, "label": f.label, "node": f.node, "value": printable_value(f.value),
                       "kind": f.kind, "written_by": list(f.written_by), "read_by": list(f.read_by)}
@@ -85,4 +89,5 @@ def truth_from_json(data: dict[str, Any], basis: np.ndarray | None, d_model: int
                   for f in data["features"])
     neurons = tuple(Neuron(n["layer"], n["index"], n["component"], n["node"], n["meaning"]) for n in data["neurons"])
     return GroundTruth(g, comps, FeatureDictionary(feats, neurons), data["output"], data["granularity"],
-                       {k: dict(v) for k, v in data.get("readouts", {}).items()})
+                       {k: dict(v) for k, v in data.get("readouts", {}).items()},
+                       tuple(tuple(grp) for grp in data.get("cancelling_groups", ())))

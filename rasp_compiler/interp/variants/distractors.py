@@ -9,18 +9,27 @@ layer, in cancelling pairs:
 * a pair of heads with the same random query/key/value weights over real task features
   available at that layer (so each attends and carries information on real inputs), one
   writing ``+M z`` and the other ``-M z`` into the *output's* residual directions;
-* a pair of MLP blocks with the same random input weights over task features (biases put
-  each neuron's threshold at its median pre-activation, so it fires on about half the
-  inputs), writing ``+`` and ``-`` the same random vector into the output directions.
+* a pair of MLP blocks with the same random input weights over task features, writing
+  ``+`` and ``-`` the same random vector into the output directions. Each neuron's bias
+  puts its threshold in the middle of a gap between the pre-activations it can take (on
+  the checked inputs, and for every combination of values of the features it reads), the
+  widest gap that leaves it firing on 25-75% of the real positions: it fires on about half
+  of them and **no pre-activation is ever 0** (each is at least ``TIE_MARGIN`` of the
+  neuron's largest |pre-activation| from 0), so a gradient method gets the same score
+  whatever derivative its ReLU has at 0 (JAX's ``maximum`` takes 1/2, torch 0).
 
 Each member alone moves the logits (so patching, attribution and every gradient method
 see a non-zero effect, on the node and on its edge into ``unembed``); the pair together
 adds exactly nothing. The amplitude of each member is calibrated on the checked inputs to
 a random share (30-100%) of ``strength`` x the decoding margin (0.5 of a logit for a
 categorical output, half the smallest gap between output values for a numerical one), so
-ablating any single member never changes a decoded output. Truth: the pairs are outside
-the circuit (heads and blocks labelled ``distractor:<nodes it reads>#k``; the ground truth
-gives them no outgoing edge, :func:`rasp_compiler.interp.ground_truth.is_distractor`).
+ablating any single member never changes a decoded output. A numerical output is decoded
+to the nearest value it can take (within half the smallest gap; the model's own decoding):
+a single member moves the raw number by at most ``strength`` x half that gap, the decoded
+value never. Truth: each pair is a *cancelling group* (heads and blocks labelled
+``distractor:<nodes it reads>#k``): its edges are in the structural graph as the weights
+imply, and no functional circuit uses them
+(:func:`rasp_compiler.interp.ground_truth.cancelling_groups`).
 
 **backups** (:func:`make_backups`). Each component writing the output's directions gets
 a second, identical copy in the same layer (labelled ``backup:<node>``). The output logits
@@ -43,6 +52,7 @@ from rasp_compiler.interp.variants.base import Variant, check_inputs, measure_ex
 from rasp_compiler.interp.variants.widen import NewBlock, NewHead, widen
 
 DISTRACTOR, BACKUP = "distractor:", "backup:"
+TIE_MARGIN = 1e-3  # least |pre-activation| of a distractor neuron, relative to its largest
 
 
 def decoding_margin(model) -> float:
@@ -71,10 +81,52 @@ def _task_features(gt, order: int, exclude_node: str) -> dict[str, list[int]]:
     return out
 
 
-def _pick(rng, feats: dict[str, list[int]]) -> tuple[list[int], str]:
+def _pick(rng, feats: dict[str, list[int]]) -> tuple[list[int], str, list[str]]:
     nodes = sorted(feats)
     chosen = sorted(rng.choice(nodes, size=min(len(nodes), int(rng.integers(1, 3))), replace=False))
-    return [i for n in chosen for i in feats[n]], "+".join(chosen)
+    return [i for n in chosen for i in feats[n]], "+".join(chosen), list(chosen)
+
+
+def _feature_states(model, gt, feats: dict[str, list[int]], nodes: list[str]) -> np.ndarray:
+    """(k, d_model) in feature coordinates: every combination of one state per read node (a
+    categorical node: one of its directions or none; a numerical one: each value of its value
+    set, when the compilation is known, or 0)."""
+    value_sets = getattr(getattr(model, "compilation", None), "value_sets", {}) or {}
+    options = []
+    for node in nodes:
+        opts = [[]]
+        for i in feats[node]:
+            f = gt.features.features[i]
+            if f.kind == "categorical":
+                opts.append([(i, 1.0)])
+            else:
+                vals = [v for v in value_sets.get(node, ()) if isinstance(v, (int, float)) and v is not None]
+                opts += [[(i, float(v))] for v in vals]
+        options.append(opts)
+    combos = [[]]
+    for opts in options:
+        combos = [a + b for a in combos for b in opts][:20_000]
+    out = np.zeros((len(combos), model.config.d_model))
+    for k, combo in enumerate(combos):
+        for i, v in combo:
+            out[k, i] = v
+    return out
+
+
+def tie_free_threshold(observed: np.ndarray, possible: np.ndarray) -> tuple[float, float]:
+    """(threshold, margin) for one neuron: the middle of the widest gap between the values its
+    pre-activation can take (``possible``, ``observed`` included) that leaves it above the
+    threshold on 25-75% of ``observed`` (else the gap nearest half), and half that gap."""
+    vals = np.sort(np.concatenate([observed, possible]))
+    scale = max(float(np.abs(vals).max()), 1e-12)
+    uniq = vals[np.r_[True, np.diff(vals) > 1e-6 * scale]]
+    if len(uniq) == 1:  # a constant pre-activation: let it pass, well clear of 0
+        return float(uniq[0]) - scale, scale
+    mid, half = (uniq[:-1] + uniq[1:]) / 2, (uniq[1:] - uniq[:-1]) / 2
+    share = (observed[None, :] > mid[:, None]).mean(1)
+    central = (share >= 0.25) & (share <= 0.75)
+    k = int(np.argmax(np.where(central, half, -1.0))) if central.any() else int(np.argmin(np.abs(share - 0.5)))
+    return float(mid[k]), float(half[k])
 
 
 def make_distractors(model, seed: int = 0, heads: int = 1, blocks: int = 1, neurons: int = 2,
@@ -94,6 +146,9 @@ def make_distractors(model, seed: int = 0, heads: int = 1, blocks: int = 1, neur
     inputs, how = check_inputs(model)
     batch = [[c.bos, *x] for x in inputs]
     cache = run_batch_with_cache(model, batch)
+    real = np.zeros((len(batch), c.n_ctx), bool)  # BOS and the input's tokens, not PAD
+    for i, x in enumerate(batch):
+        real[i, :len(x)] = True
     d_h = min(4, c.d_head) or 4
 
     def writer(k: int) -> np.ndarray:  # (k, d_model): random writes into the output directions
@@ -109,7 +164,7 @@ def make_distractors(model, seed: int = 0, heads: int = 1, blocks: int = 1, neur
             feats = _task_features(gt, 2 * l + 1, c.output)
             if not feats:
                 continue
-            idx, reads = _pick(rng, feats)
+            idx, reads, _ = _pick(rng, feats)
             w = {}
             for name, s in (("W_Q", 1.5), ("W_K", 1.5), ("W_V", 1.0)):
                 m = np.zeros((d, d_h))
@@ -126,13 +181,19 @@ def make_distractors(model, seed: int = 0, heads: int = 1, blocks: int = 1, neur
             feats = _task_features(gt, 2 * l + 2, c.output)
             if not feats:
                 continue
-            idx, reads = _pick(rng, feats)
-            m = np.zeros((d, neurons))
-            m[idx] = rng.standard_normal((len(idx), neurons))
-            w_in = to_resid @ m
-            resid = cache[f"blocks.{l}.hook_resid_mid"]
-            pre = (resid @ w_in)[:, 1:].reshape(-1, neurons)  # real positions (PAD rows included: harmless)
-            b_in = -np.median(pre, axis=0)
+            idx, reads, nodes = _pick(rng, feats)
+            states = _feature_states(model, gt, feats, nodes)
+            resid = cache[f"blocks.{l}.hook_resid_mid"][real]  # every real position, BOS included
+            for _attempt in range(20):  # redraw the rare block with a neuron that cannot clear 0
+                m = np.zeros((d, neurons))
+                m[idx] = rng.standard_normal((len(idx), neurons))
+                w_in = to_resid @ m
+                pre, possible = resid @ w_in, states @ m
+                cut = [tie_free_threshold(pre[:, j], possible[:, j]) for j in range(neurons)]
+                b_in = -np.asarray([t for t, _ in cut])
+                reach = np.abs(np.concatenate([pre, possible]) + b_in).max(0)
+                if all(margin >= 2 * TIE_MARGIN * r for (_, margin), r in zip(cut, reach)):
+                    break
             wo = writer(neurons) @ to_resid.T
             label = f"{DISTRACTOR}{reads}#{count}"
             count += 1
