@@ -13,7 +13,8 @@ than ``TOL`` x the largest absolute entry of its clean output (1 when that is 0)
 A -> B is exercised when A's write projected onto the edge's dims (the residual
 directions the edge carries; for the sink of an intermediate target, the target's
 directions A writes) differs likewise, the scale being that of the projected clean
-write. A member is exercised by a pair set when some pair of it exercises it; a pair
+write. The forward pass is the stored weights' in float64 arithmetic (float32 round-off
+alone moves a rotated model's writes by about 1e-6 of their size). A member is exercised by a pair set when some pair of it exercises it; a pair
 set's *active circuit* is the structural members it exercises.
 
 :func:`covering_pairs` searches candidate pairs (mixed lengths and same lengths, more than
@@ -74,9 +75,31 @@ def _moves(clean: np.ndarray, corrupt: np.ndarray) -> np.ndarray:
     return flat(corrupt - clean).max(1, initial=0.0) > TOL * scale
 
 
+@dataclass(frozen=True)
+class _Float64:
+    """A model's weights in float64 (what :class:`Decomposed` needs of a model): float32
+    round-off alone moves a rotated model's writes by ~1e-6 of their size, which would count
+    as exercised; the exact forward pass of the stored weights does not."""
+
+    config: object
+    labels: object
+    params: dict
+
+
+def exact(dec: Decomposed) -> Decomposed:
+    """``dec`` running in float64 (itself when it already does)."""
+    params = dec.model.params
+    if all(np.asarray(v).dtype == np.float64 for v in params.values()):
+        return dec
+    model = _Float64(dec.model.config, dec.model.labels, {k: np.asarray(v, np.float64) for k, v in params.items()})
+    return Decomposed(model, dec.granularity)
+
+
 def exercised_per_pair(dec: Decomposed, gt: GroundTruth, target: str, pairs: Pairs) -> list[Members]:
-    """For each pair, the structural members of ``target`` it exercises (module docstring)."""
+    """For each pair, the structural members of ``target`` it exercises (module docstring);
+    run in float64 on the stored weights."""
     members, dims = structural(gt, target)
+    dec = exact(dec)
     rc, rx = {}, {}
     with np.errstate(over="ignore", invalid="ignore"):
         dec.run(np.asarray(pairs.clean), record=rc)
@@ -127,6 +150,7 @@ def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: i
     members = structural(gt, target)[0]
     covered = active_circuit(dec, gt, target, first)
     silent = set(members.nodes) - set(covered.nodes) | set(members.edges) - set(covered.edges)
+    silent -= set(input_independent(model, gt, target))  # no pair can move these: nothing to search for
     if not silent:
         return None
     cands = [p for p in (make_pairs(model, gt, target, N_CANDIDATES, seed=seed + 7919, same_length=False, dec=dec,
@@ -152,7 +176,7 @@ def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: i
 def pair_sets(model, gt: GroundTruth, entries, n_pairs: int, seed: int) -> list[dict[str, Pairs]]:
     """Per entry of ``task_pairs`` (same order): ``{"main": its pairs}`` plus ``"lengths"``, the
     covering set, when the main set leaves structural members silent and a candidate helps."""
-    dec = Decomposed(model)
+    dec = Decomposed(model)  # pairs are made (values, gaps) by the model's own arithmetic, as make_pairs does
     out = []
     for k, (pairs, _, _) in enumerate(entries):
         sets = {MAIN: pairs}
@@ -166,7 +190,7 @@ def pair_sets(model, gt: GroundTruth, entries, n_pairs: int, seed: int) -> list[
 
 def active_circuits(model, gt: GroundTruth, sets: dict[str, dict[str, Pairs]]) -> dict[str, dict[str, Members]]:
     """target -> pair set name -> its active circuit."""
-    dec = Decomposed(model)
+    dec = exact(Decomposed(model))
     return {t: {name: active_circuit(dec, gt, t, p) for name, p in by_name.items()} for t, by_name in sets.items()}
 
 
