@@ -130,6 +130,8 @@ def score_command(
     n_pairs: Annotated[Optional[int], typer.Option("--n-pairs", min=1, help="Pairs per target (default: "
                                                                             "the task's stored pairs).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Pair seed (default: the task's).")] = None,
+    pair_set: Annotated[Optional[str], typer.Option(
+        "--pair-set", help="A task's stored pair set to score on (e.g. lengths; default: main).")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows of the ranking to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
 ) -> None:
@@ -149,7 +151,7 @@ def score_command(
         raise typer.BadParameter(f"no such file or folder: {target}", param_hint="MODEL_OR_TASK")
     with _progress(f"score {method}") as progress:
         progress.add_task(escape(path.name), total=None)
-        scored, about = score_path(path, method, n_pairs=n_pairs, seed=seed)
+        scored, about = score_path(path, method, n_pairs=n_pairs, seed=seed, pair_set=pair_set)
     data = scored.data
     if as_json:
         out.print_json(json.dumps({k: v for k, v in about.items() if k != "model"} | {"result": data}))

@@ -13,7 +13,11 @@ Two views of the truth are scored:
 * ``structural``: the whole circuit read off the weights;
 * ``active``: only circuit members whose output actually differs between clean and
   corrupted on some pair (the members a two-input method could possibly find);
-  inactive members are left out of the ranking rather than counted as misses.
+  inactive members are left out of the ranking rather than counted as misses;
+* ``exercised``: the pair set's active circuit as ``circuit.json`` stores it — the members
+  whose write (or, for an edge, the write along its dims) differs between clean and
+  corrupted on some pair (:mod:`rasp_compiler.interp.coverage`); members left out of the
+  ranking likewise. No path to the sink is required, unlike ``active``.
 
 Each method's ranking gets every figure of :mod:`rasp_compiler.interp.scoring`, plus the
 faithfulness of the circuit it would report (its top-k, k = the true size, and its
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rasp_compiler.interp.coverage import active_circuit
 from rasp_compiler.interp.forward import Decomposed
 from rasp_compiler.interp.ground_truth import GroundTruth, ground_truth
 from rasp_compiler.interp.methods import EDGE_PARTNER, Scores, component_deltas, edge_keys, method
@@ -52,6 +57,8 @@ class TargetResult:
     active_nodes: list[str]
     active_edges: list[tuple[str, str]]
     scores: dict[str, Scores]  # method -> raw scores
+    exercised_nodes: list[str] = field(default_factory=list)  # the pair set's active circuit (coverage)
+    exercised_edges: list[tuple[str, str]] = field(default_factory=list)
     same_length: bool = True  # False: only pairs of different lengths change this target
     node: dict[str, dict[str, Score]] = field(default_factory=dict)  # view -> method -> Score
     edge: dict[str, dict[str, Score]] = field(default_factory=dict)
@@ -159,13 +166,16 @@ def _score(raw: Scores, positives, candidates, gap: float, faith: _Faithfulness)
 
 def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_length: bool = True,
              targets: list[str] | None = None, edges: str | bool = "output", gt: GroundTruth | None = None,
-             methods=("patching", "atp", "atp_qk", "atp_star")) -> ModelResult:
+             methods=("patching", "atp", "atp_qk", "atp_star"), pairs: dict[str, Pairs] | None = None
+             ) -> ModelResult:
     """Run and score every method on every target of ``model`` (see the module docstring).
 
     ``edges``: "output" (edge methods on the output target only: the costly part), True (every
     target) or False. ``gt`` defaults to the model's own ground truth; pass the clean
     model's for a noisy one. ``methods``: names from ``interp.methods.METHODS``; a node
-    method also runs its edge version (``EDGE_PARTNER``) where edges are scored."""
+    method also runs its edge version (``EDGE_PARTNER``) where edges are scored. ``pairs``
+    (target -> pairs, e.g. a stored pair set of a task): used instead of fresh pairs, and
+    only those targets are scored."""
     gt = gt or ground_truth(model)
     dec = Decomposed(model)
     # any name of ``interp.methods.METHODS``; a node method brings its edge version along
@@ -175,10 +185,15 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
     every_edge = edge_keys(dec) if edges else []
     scored = gt.scored
     results, skipped = [], []
-    for k, target in enumerate(targets or targets_of(model, gt)):
-        pairs = make_pairs(model, gt, target, n_pairs=n_pairs, seed=seed + k, same_length=same_length, dec=dec)
-        mixed = pairs is None and same_length
-        if mixed:  # a target only the length changes (e.g. ``length``): compare different lengths
+    given = pairs
+    for k, target in enumerate(targets or (list(given) if given is not None else targets_of(model, gt))):
+        if given is not None:
+            pairs = given.get(target)
+            mixed = pairs is not None and not np.array_equal((pairs.clean != 1).sum(1), (pairs.corrupt != 1).sum(1))
+        else:
+            pairs = make_pairs(model, gt, target, n_pairs=n_pairs, seed=seed + k, same_length=same_length, dec=dec)
+            mixed = pairs is None and same_length
+        if mixed and given is None:  # a target only the length changes (e.g. ``length``): compare different lengths
             pairs = make_pairs(model, gt, target, n_pairs=n_pairs, seed=seed + k, same_length=False, dec=dec)
         if pairs is None:
             skipped.append(target)
@@ -207,14 +222,16 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
                 raw[name] = m.run(dec, pairs, None)
             elif all_edges:
                 raw[name] = m.run(dec, pairs, all_edges)
+        ex = active_circuit(dec, gt, target, pairs)
         res = TargetResult(target, target == model.config.output, pairs, c_nodes, c_edges, act_nodes, act_edges, raw,
-                           same_length=same_length and not mixed)
+                           list(ex.nodes), sorted(ex.edges), same_length=same_length and not mixed)
         gap = float(pairs.gap.mean())
         faith = _Faithfulness(dec, pairs, delta)
         res.truth_faithfulness["node"] = faith.nodes(c_nodes)
         if all_edges:
             res.truth_faithfulness["edge"] = faith.edges(c_edges, all_edges)
-        for view, pos_n, pos_e in (("structural", c_nodes, c_edges), ("active", act_nodes, act_edges)):
+        for view, pos_n, pos_e in (("structural", c_nodes, c_edges), ("active", act_nodes, act_edges),
+                                   ("exercised", res.exercised_nodes, res.exercised_edges)):
             ignore_n = set(c_nodes) - set(pos_n)
             ignore_e = set(c_edges) - set(pos_e)
             cand_n = [n for n in scored if n not in ignore_n]

@@ -34,8 +34,11 @@ def _component(d: dict) -> Component:
                      hi=d["hi"], heads=tuple(d["heads"]))
 
 
-def truth_to_json(gt: GroundTruth, targets: list[str], basis_file: str | None) -> dict:
-    """``circuit.json`` for ``gt``; ``targets`` (output first) get their circuits written out."""
+def truth_to_json(gt: GroundTruth, targets: list[str], basis_file: str | None,
+                  active: dict[str, dict[str, dict]] | None = None) -> dict:
+    """``circuit.json`` for ``gt``; ``targets`` (output first) get their circuits written out;
+    ``active``: target -> pair set name -> {"nodes", "edges"} exercised by that set
+    (:mod:`rasp_compiler.interp.coverage`), written as the circuit's ``active``."""
     g = gt.graph
     circuits = []
     for t in targets:
@@ -46,6 +49,7 @@ def truth_to_json(gt: GroundTruth, targets: list[str], basis_file: str | None) -
             "reads": list(gt.target_labels(t)),
             "nodes": sorted(n for n in c.nodes if n not in ("embed", sink)),
             "edges": [[a, UNEMBED if b == sink else b] for a, b in sorted(c.edges)],
+            **({"active": active[t]} if active is not None and t in active else {}),
         })
     return {
         "format": CIRCUIT_FORMAT,

@@ -23,6 +23,7 @@ import numpy as np
 from rasp_compiler.errors import RaspCompilerError
 from rasp_compiler.export.safetensors_file import atomic_write
 from rasp_compiler.export.values import printable_value
+from rasp_compiler.interp.coverage import active_circuits, pair_sets
 from rasp_compiler.interp.ground_truth import aligned_truth
 from rasp_compiler.interp.tasks.circuit import truth_to_json
 from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
@@ -98,6 +99,9 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
     truth = aligned_truth(variant.truth, model)
     entries, skipped = task_pairs(model, truth, n_pairs, seed)
     targets = [p.target for p, _, _ in entries]
+    sets = pair_sets(model, truth, entries, n_pairs, seed)  # "main" (the entries) + a covering set where needed
+    active = {t: {name: m.as_json() for name, m in by_name.items()}
+              for t, by_name in active_circuits(model, truth, dict(zip(targets, sets))).items()}
     if not any(is_output for _, is_output, _ in entries):
         raise TaskSetError("no two inputs give different outputs, so no method can be scored on it")
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -110,9 +114,9 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
         if basis is not None and not np.array_equal(np.asarray(basis), np.eye(model.config.d_model)):
             basis_file = "basis.safetensors"
             atomic_write(tmp / basis_file, save({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
-        circuit = truth_to_json(truth, targets_of(model, truth), basis_file)
+        circuit = truth_to_json(truth, targets_of(model, truth), basis_file, active)
         atomic_write(tmp / "circuit.json", _json_bytes(circuit))
-        pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped)
+        pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped, sets)
         atomic_write(tmp / "pairs.json", _json_bytes(pairs_json))
         atomic_write(tmp / "pairs.safetensors", save(tensors))
         if source.text is not None:

@@ -11,7 +11,7 @@ from rasp_compiler.interp.ground_truth import GroundTruth
 from rasp_compiler.interp.pairs import Pairs
 from rasp_compiler.interp.tasks.circuit import truth_from_json
 from rasp_compiler.interp.tasks.export import TASK_FORMAT, sha256_file
-from rasp_compiler.interp.tasks.pairs_io import pairs_from_files
+from rasp_compiler.interp.tasks.pairs_io import pair_sets_from_files
 from rasp_compiler.interp.tasks.sources import TaskSetError
 
 
@@ -23,9 +23,20 @@ class Task:
     name: str
     model: Any  # CompiledModel
     truth: GroundTruth
-    pairs: dict[str, Pairs]  # target -> fixed clean/corrupted pairs (output first)
+    pairs: dict[str, Pairs]  # target -> its main fixed clean/corrupted pairs (output first)
     info: dict = field(repr=False)  # task.json
+    circuit_json: dict = field(default_factory=dict, repr=False)  # circuit.json as stored
     program_text: str | None = field(default=None, repr=False)
+    pair_sets: dict[str, dict[str, Pairs]] = field(default_factory=dict, repr=False)  # target -> name -> pairs
+
+    def active(self, target: str, pair_set: str = "main") -> dict | None:
+        """The active circuit ({"nodes", "edges"}) of ``target`` on ``pair_set``, from circuit.json
+        (None in files written before active circuits were stored)."""
+        return self.circuits.get(target, {}).get("active", {}).get(pair_set)
+
+    @property
+    def circuits(self) -> dict[str, dict]:
+        return {c["target"]: c for c in self.circuit_json.get("circuits", [])}
 
     @property
     def kind(self) -> str:
@@ -71,10 +82,11 @@ def load_task(path, check_hashes: dict[str, str] | None = None) -> Task:
         basis = load_file(str(path / circuit["residual_basis"]))["residual_basis"]
         model.residual_basis = basis  # ground truth, pairs and read-outs see the features' true directions
     truth = truth_from_json(circuit, basis, model.config.d_model)
-    pairs = pairs_from_files(_json(path / "pairs.json"), load_file(str(path / "pairs.safetensors")))
+    sets = pair_sets_from_files(_json(path / "pairs.json"), load_file(str(path / "pairs.safetensors")))
+    pairs = {t: by_name["main"] for t, by_name in sets.items()}
     text_file = info["program"].get("text")
     text = (path / text_file).read_text(encoding="utf-8") if text_file else None
-    return Task(path, info["name"], model, truth, pairs, info, text)
+    return Task(path, info["name"], model, truth, pairs, info, circuit, text, sets)
 
 
 def load_manifest(directory) -> dict:

@@ -7,6 +7,11 @@ formed); the safetensors file holds the exact arrays (token ids, the metric dire
 scoring uses. Target k's tensors are ``t{k}.clean``, ``t{k}.corrupt`` (int64, BOS first,
 PAD-padded), ``t{k}.U`` (float64, (P, n_ctx, d_model)), ``t{k}.gap`` and
 ``t{k}.lengths``.
+
+Version 2 adds further named pair sets per target (``pair_sets``: each with its name, e.g.
+``lengths``, and its own ``pairs`` rows and tensors ``t{k}.{name}.clean`` ...): the target's
+first set (``main``, the fields above) can leave structural members silent
+(:mod:`rasp_compiler.interp.coverage`). Version 1 files (no ``pair_sets``) still load.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from rasp_compiler.export.values import decode_value, printable_value
 from rasp_compiler.interp.pairs import Pairs
 
 PAIRS_FORMAT = "rasp_compiler.task.pairs"
-PAIRS_VERSION = 1
+PAIRS_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAIN = "main"
 METRIC = ("M(resid) = sum over positions p of <resid[p], U[p]>, resid the final residual stream "
           "(logits = resid @ W_U); U[p] is the clean value's read-out direction minus the corrupted one's "
           "at positions where they differ (the logit difference for the output), or sign(clean - corrupt) "
@@ -31,29 +38,46 @@ def _values(row) -> list:
     return [printable_value(v) for v in row]
 
 
+def _rows(p: Pairs, toks) -> list[dict]:
+    rows = []
+    for i in range(len(p)):
+        n_clean, n_corrupt = int((p.clean[i] != 1).sum()), int((p.corrupt[i] != 1).sum())
+        positions = np.nonzero(np.abs(p.U[i]).sum(-1) > 0)[0]
+        rows.append({"clean": [printable_value(toks[j]) for j in p.clean[i][:n_clean]],
+                     "corrupt": [printable_value(toks[j]) for j in p.corrupt[i][:n_corrupt]],
+                     "positions": [int(q) for q in positions],
+                     "clean_values": _values(p.clean_values[i]),
+                     "corrupt_values": _values(p.corrupt_values[i]),
+                     "gap": float(p.gap[i])})
+    return rows
+
+
+def _tensors(prefix: str, p: Pairs) -> dict[str, np.ndarray]:
+    return {f"{prefix}.clean": np.ascontiguousarray(p.clean, np.int64),
+            f"{prefix}.corrupt": np.ascontiguousarray(p.corrupt, np.int64),
+            f"{prefix}.U": np.ascontiguousarray(p.U, np.float64),
+            f"{prefix}.gap": np.ascontiguousarray(p.gap, np.float64),
+            f"{prefix}.lengths": np.ascontiguousarray(p.lengths, np.int64)}
+
+
 def pairs_to_files(model, entries: list[tuple[Pairs, bool, bool]], n_pairs: int, seed: int,
-                   skipped: list[str]) -> tuple[dict, dict[str, np.ndarray]]:
-    """(pairs.json data, tensors) for ``entries``: (pairs, is_output, same_length) per target."""
+                   skipped: list[str], extra_sets: list[dict[str, Pairs]] | None = None
+                   ) -> tuple[dict, dict[str, np.ndarray]]:
+    """(pairs.json data, tensors) for ``entries``: (pairs, is_output, same_length) per target;
+    ``extra_sets[k]``: entry k's further named pair sets (name -> pairs; ``main`` is skipped)."""
     toks = model.config.input_tokens
     targets, tensors = [], {}
     for k, (p, is_output, same_length) in enumerate(entries):
-        rows = []
-        for i in range(len(p)):
-            n_clean, n_corrupt = int((p.clean[i] != 1).sum()), int((p.corrupt[i] != 1).sum())
-            positions = np.nonzero(np.abs(p.U[i]).sum(-1) > 0)[0]
-            rows.append({"clean": [printable_value(toks[j]) for j in p.clean[i][:n_clean]],
-                         "corrupt": [printable_value(toks[j]) for j in p.corrupt[i][:n_corrupt]],
-                         "positions": [int(q) for q in positions],
-                         "clean_values": _values(p.clean_values[i]),
-                         "corrupt_values": _values(p.corrupt_values[i]),
-                         "gap": float(p.gap[i])})
+        more = []
+        for name, q in (extra_sets[k] if extra_sets else {}).items():
+            if name == MAIN:
+                continue
+            same = bool(np.array_equal((q.clean != 1).sum(1), (q.corrupt != 1).sum(1)))
+            more.append({"name": name, "same_length": same, "tensors": f"t{k}.{name}", "pairs": _rows(q, toks)})
+            tensors.update(_tensors(f"t{k}.{name}", q))
         targets.append({"target": p.target, "is_output": is_output, "same_length": same_length,
-                        "tensors": f"t{k}", "pairs": rows})
-        tensors.update({f"t{k}.clean": np.ascontiguousarray(p.clean, np.int64),
-                        f"t{k}.corrupt": np.ascontiguousarray(p.corrupt, np.int64),
-                        f"t{k}.U": np.ascontiguousarray(p.U, np.float64),
-                        f"t{k}.gap": np.ascontiguousarray(p.gap, np.float64),
-                        f"t{k}.lengths": np.ascontiguousarray(p.lengths, np.int64)})
+                        "tensors": f"t{k}", "pairs": _rows(p, toks), "pair_set": MAIN, "pair_sets": more})
+        tensors.update(_tensors(f"t{k}", p))
     data = {"format": PAIRS_FORMAT, "version": PAIRS_VERSION, "n_pairs": n_pairs, "seed": seed,
             "metric": METRIC, "token_ids": [printable_value(t) for t in toks], "targets": targets,
             "skipped": skipped}
@@ -69,15 +93,28 @@ def _object_array(rows: list[list]) -> np.ndarray:
     return out
 
 
-def pairs_from_files(data: dict[str, Any], tensors: dict[str, np.ndarray]) -> dict[str, Pairs]:
-    """target -> :class:`Pairs`, in the order they were written (the output first)."""
+def _pairs(target: str, entry: dict, tensors: dict[str, np.ndarray]) -> Pairs:
+    k = entry["tensors"]
+    dec = lambda key: _object_array([[decode_value(v) for v in row[key]] for row in entry["pairs"]])
+    return Pairs(target, tensors[f"{k}.clean"], tensors[f"{k}.corrupt"], tensors[f"{k}.U"],
+                 dec("clean_values"), dec("corrupt_values"), tensors[f"{k}.lengths"], tensors[f"{k}.gap"])
+
+
+def pair_sets_from_files(data: dict[str, Any], tensors: dict[str, np.ndarray]) -> dict[str, dict[str, Pairs]]:
+    """target -> pair set name -> :class:`Pairs` (``main`` first; targets in written order)."""
     if data.get("format") != PAIRS_FORMAT:
         raise ValueError(f"not a pairs file (format {data.get('format')!r}, expected {PAIRS_FORMAT!r})")
+    if data.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"pairs file version {data.get('version')!r}; this reader knows {READABLE_VERSIONS}")
     out = {}
     for t in data["targets"]:
-        k = t["tensors"]
-        dec = lambda key: _object_array([[decode_value(v) for v in row[key]] for row in t["pairs"]])
-        out[t["target"]] = Pairs(t["target"], tensors[f"{k}.clean"], tensors[f"{k}.corrupt"], tensors[f"{k}.U"],
-                                 dec("clean_values"), dec("corrupt_values"), tensors[f"{k}.lengths"],
-                                 tensors[f"{k}.gap"])
+        sets = {MAIN: _pairs(t["target"], t, tensors)}
+        for extra in t.get("pair_sets", []):
+            sets[extra["name"]] = _pairs(t["target"], extra, tensors)
+        out[t["target"]] = sets
     return out
+
+
+def pairs_from_files(data: dict[str, Any], tensors: dict[str, np.ndarray]) -> dict[str, Pairs]:
+    """target -> its ``main`` :class:`Pairs`, in the order they were written (the output first)."""
+    return {t: sets[MAIN] for t, sets in pair_sets_from_files(data, tensors).items()}

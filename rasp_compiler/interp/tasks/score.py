@@ -58,8 +58,9 @@ def _key(k) -> str:
 
 
 def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, stored_pairs: dict | None = None,
-                name: str = "") -> Scored:
-    """Run ``method`` on every target of ``model`` and score it against ``truth``."""
+                name: str = "", pairs: dict | None = None, pair_set: str | None = None) -> Scored:
+    """Run ``method`` on every target of ``model`` and score it against ``truth``; with ``pairs``
+    (target -> pairs: a task's pair set ``pair_set``) on those pairs and targets only."""
     from rasp_compiler.interp.testbed import evaluate
 
     if method not in method_names():
@@ -68,7 +69,7 @@ def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, sto
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):
         result = evaluate(model, name, n_pairs=n_pairs, seed=seed, gt=truth, methods=(method,),
-                          edges=("output" if level == "edge" else False))
+                          edges=("output" if level == "edge" else False), pairs=pairs)
     seconds = time.perf_counter() - start
     targets, mismatched = [], []
     for t in result.targets:
@@ -83,27 +84,31 @@ def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, sto
         views = t.edge if level == "edge" else t.node
         positives = t.circuit_edges if level == "edge" else t.circuit_nodes
         active = t.active_edges if level == "edge" else t.active_nodes
+        exercised = t.exercised_edges if level == "edge" else t.exercised_nodes
         targets.append({
             "target": t.target, "is_output": t.is_output, "same_length": t.same_length,
             "n_pairs": len(t.pairs), "gap": float(t.pairs.gap.mean()),
             "circuit": [_key(k) for k in positives], "active": [_key(k) for k in active],
+            "exercised": [_key(k) for k in exercised],
             "scores": {_key(k): v for k, v in scores.score.items()},
             "views": {view: scored[method].as_row() for view, scored in views.items() if method in scored},
         })
-    data = {"method": method, "level": level, "n_pairs": n_pairs, "seed": seed, "targets": targets,
+    data = {"method": method, "level": level, "n_pairs": n_pairs, "seed": seed,
+            **({"pair_set": pair_set} if pair_set is not None else {}), "targets": targets,
             "skipped_targets": list(result.skipped), "pairs_differ_from_stored": mismatched,
             "summary": summary(targets), "seconds": round(seconds, 3)}
     return Scored(_clean(data), result)
 
 
 SUMMARY_FIELDS = ("auc", "pr_auc", "f1", "faithfulness")  # averaged over targets by ``summary``
+VIEWS = ("structural", "active", "exercised")
 
 
 def summary(targets: list[dict]) -> dict:
     """Means over targets of ROC AUC, PR AUC, F1 at k and faithfulness, per view
     (``auc_active``, ``pr_auc_structural``, ...), and the output's own (``auc_active_output``)."""
     out = {}
-    for view in ("structural", "active"):
+    for view in VIEWS:
         for f in SUMMARY_FIELDS:
             vals = [t["views"][view].get(f) for t in targets if view in t["views"]]
             vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
@@ -113,14 +118,26 @@ def summary(targets: list[dict]) -> dict:
     return out
 
 
-def score_path(path, method: str, n_pairs: int | None = None, seed: int | None = None) -> tuple[Scored, dict]:
+def score_path(path, method: str, n_pairs: int | None = None, seed: int | None = None,
+               pair_set: str | None = None) -> tuple[Scored, dict]:
     """Score a task folder (its truth and pairs) or a weight file (truth from its weights).
+    ``pair_set`` (a task folder only): score on that stored pair set (e.g. ``lengths``), the
+    targets that have it; default: the pairs made from the seed, which are the ``main`` set.
     Returns the result and a description of what was scored."""
     from rasp_compiler.interp.tasks.load import is_task, load_task
 
     path = Path(path)
     if is_task(path):
         task = load_task(path)
+        if pair_set is not None:
+            chosen = {t: sets[pair_set] for t, sets in task.pair_sets.items() if pair_set in sets}
+            if not chosen:
+                known = sorted({n for sets in task.pair_sets.values() for n in sets})
+                raise TaskSetError(f"{path}: no target has pair set {pair_set!r}; pair sets: {', '.join(known)}")
+            s = score_model(task.model, task.truth, method, task.info["n_pairs"], task.info["pair_seed"], None,
+                            task.name, pairs=chosen, pair_set=pair_set)
+            return s, {"task": task.name, "program": task.info["program"]["name"], "variant": task.kind,
+                       "task_seed": task.seed, "model": task.model}
         stored = task.info["pair_seed"] == (task.seed if seed is None else seed) and \
             (n_pairs is None or n_pairs == task.info["n_pairs"])
         s = score_model(task.model, task.truth, method, n_pairs or task.info["n_pairs"],
