@@ -125,19 +125,17 @@ def active_circuit(dec: Decomposed, gt: GroundTruth, target: str, pairs: Pairs) 
     return union(exercised_per_pair(dec, gt, target, pairs), structural(gt, target)[0])
 
 
+_ROWS = tuple(f.name for f in dataclasses.fields(Pairs) if f.name != "target")  # per-pair arrays
+
+
 def take(pairs: Pairs, index) -> Pairs:
     """The pairs at ``index`` (a list of row numbers; repeats allowed)."""
     index = np.asarray(index, int)
-    return dataclasses.replace(pairs, clean=pairs.clean[index], corrupt=pairs.corrupt[index], U=pairs.U[index],
-                               clean_values=pairs.clean_values[index], corrupt_values=pairs.corrupt_values[index],
-                               lengths=pairs.lengths[index], gap=pairs.gap[index])
+    return dataclasses.replace(pairs, **{f: getattr(pairs, f)[index] for f in _ROWS})
 
 
 def _concat(a: Pairs, b: Pairs) -> Pairs:
-    cat = lambda x, y: np.concatenate([x, y])
-    return Pairs(a.target, cat(a.clean, b.clean), cat(a.corrupt, b.corrupt), cat(a.U, b.U),
-                 cat(a.clean_values, b.clean_values), cat(a.corrupt_values, b.corrupt_values),
-                 cat(a.lengths, b.lengths), cat(a.gap, b.gap))
+    return dataclasses.replace(a, **{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in _ROWS})
 
 
 def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: int, seed: int,
@@ -147,8 +145,9 @@ def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: i
     same-length pairs on which the target differs; greedily the pair exercising most of the
     still-silent members; repeated to ``n_pairs`` rows (one shape per task, as ``make_pairs``)."""
     dec = dec or Decomposed(model)
+    dec64 = exact(dec)  # once: exercised_per_pair would make its float64 copy on every call
     members = structural(gt, target)[0]
-    covered = active_circuit(dec, gt, target, first)
+    covered = active_circuit(dec64, gt, target, first)
     silent = set(members.nodes) - set(covered.nodes) | set(members.edges) - set(covered.edges)
     silent -= set(input_independent(model, gt, target))  # no pair can move these: nothing to search for
     if not silent:
@@ -160,7 +159,7 @@ def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: i
     if not cands:
         return None
     pool = cands[0] if len(cands) == 1 else _concat(*cands)
-    gains = [set(m.nodes) | set(m.edges) for m in exercised_per_pair(dec, gt, target, pool)]
+    gains = [set(m.nodes) | set(m.edges) for m in exercised_per_pair(dec64, gt, target, pool)]
     chosen: list[int] = []
     while silent and len(chosen) < n_pairs:
         best = max(range(len(pool)), key=lambda i: (len(gains[i] & silent), -i))

@@ -86,6 +86,11 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.clean)
 
+    @property
+    def same_length(self) -> bool:
+        """Every pair's clean and corrupted inputs hold the same number of tokens (PAD is id 1)."""
+        return bool(np.array_equal((self.clean != 1).sum(1), (self.corrupt != 1).sum(1)))
+
     def metric(self, resid) -> np.ndarray:
         """Per-pair metric of a final residual (P, n_ctx, d_model); works for jnp too."""
         return (resid * self.U).sum(axis=(1, 2))

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rasp_compiler.interp.coverage import active_circuit
+from rasp_compiler.interp.coverage import active_circuit, exact
 from rasp_compiler.interp.forward import Decomposed
 from rasp_compiler.interp.ground_truth import GroundTruth, ground_truth
 from rasp_compiler.interp.methods import EDGE_PARTNER, Scores, component_deltas, edge_keys, method
@@ -178,6 +178,7 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
     only those targets are scored."""
     gt = gt or ground_truth(model)
     dec = Decomposed(model)
+    dec64 = exact(dec)  # the exercised members are measured in float64 (interp.coverage), once per model
     # any name of ``interp.methods.METHODS``; a node method brings its edge version along
     chosen = list(dict.fromkeys(n for name in methods for n in (name, EDGE_PARTNER.get(name)) if n))
     for name in chosen:
@@ -189,7 +190,7 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
     for k, target in enumerate(targets or (list(given) if given is not None else targets_of(model, gt))):
         if given is not None:
             pairs = given.get(target)
-            mixed = pairs is not None and not np.array_equal((pairs.clean != 1).sum(1), (pairs.corrupt != 1).sum(1))
+            mixed = pairs is not None and not pairs.same_length
         else:
             pairs = make_pairs(model, gt, target, n_pairs=n_pairs, seed=seed + k, same_length=same_length, dec=dec)
             mixed = pairs is None and same_length
@@ -222,7 +223,7 @@ def evaluate(model, name: str = "", n_pairs: int = 16, seed: int = 0, same_lengt
                 raw[name] = m.run(dec, pairs, None)
             elif all_edges:
                 raw[name] = m.run(dec, pairs, all_edges)
-        ex = active_circuit(dec, gt, target, pairs)
+        ex = active_circuit(dec64, gt, target, pairs)
         res = TargetResult(target, target == model.config.output, pairs, c_nodes, c_edges, act_nodes, act_edges, raw,
                            list(ex.nodes), sorted(ex.edges), same_length=same_length and not mixed)
         gap = float(pairs.gap.mean())

@@ -99,11 +99,11 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
     truth = aligned_truth(variant.truth, model)
     entries, skipped = task_pairs(model, truth, n_pairs, seed)
     targets = [p.target for p, _, _ in entries]
+    if not any(is_output for _, is_output, _ in entries):
+        raise TaskSetError("no two inputs give different outputs, so no method can be scored on it")
     sets = pair_sets(model, truth, entries, n_pairs, seed)  # "main" (the entries) + a covering set where needed
     active = {t: {name: m.as_json() for name, m in by_name.items()}
               for t, by_name in active_circuits(model, truth, dict(zip(targets, sets))).items()}
-    if not any(is_output for _, is_output, _ in entries):
-        raise TaskSetError("no two inputs give different outputs, so no method can be scored on it")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.tmp")
     tmp.mkdir()

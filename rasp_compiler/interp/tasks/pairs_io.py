@@ -72,8 +72,7 @@ def pairs_to_files(model, entries: list[tuple[Pairs, bool, bool]], n_pairs: int,
         for name, q in (extra_sets[k] if extra_sets else {}).items():
             if name == MAIN:
                 continue
-            same = bool(np.array_equal((q.clean != 1).sum(1), (q.corrupt != 1).sum(1)))
-            more.append({"name": name, "same_length": same, "tensors": f"t{k}.{name}", "pairs": _rows(q, toks)})
+            more.append({"name": name, "same_length": q.same_length, "tensors": f"t{k}.{name}", "pairs": _rows(q, toks)})
             tensors.update(_tensors(f"t{k}.{name}", q))
         targets.append({"target": p.target, "is_output": is_output, "same_length": same_length,
                         "tensors": f"t{k}", "pairs": _rows(p, toks), "pair_set": MAIN, "pair_sets": more})
