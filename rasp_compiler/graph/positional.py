@@ -34,6 +34,7 @@ from typing import Any
 import networkx as nx
 
 from rasp_compiler.graph.nodes import Kind, Node, ProgramGraph, Term
+from rasp_compiler.graph.value_sets import exact_key
 from rasp_compiler.rasp import core
 
 MAX_CASES = 256  # cases (joint values of position-constant SOps) per length
@@ -43,15 +44,6 @@ MAX_QUERY_TUPLES = 256  # query-value tuples of a conjunction at one position
 
 Values = dict  # {exact key: value}; a dict, so values equal in Python but of other types stay apart
 NEVER, MAY, MUST = 0, 1, 2  # what a selector does with one (query, key) position pair
-
-
-def exact_key(v: Any) -> Any:
-    """A key that tells apart values Python counts as equal (True, 1, 1.0; (1,), (True,))."""
-    if isinstance(v, tuple):
-        return (tuple, tuple(exact_key(x) for x in v))
-    if isinstance(v, frozenset):
-        return (frozenset, frozenset(exact_key(x) for x in v))
-    return (type(v), v)
 
 
 def _values(items) -> Values:

@@ -77,12 +77,12 @@ def _need_comparable(node: Node, values: frozenset) -> None:
             "selector or output comparison can match it; map it to an ordinary value (e.g. None or a string)")
 
 
-def _typed(v: Any) -> Any:
+def exact_key(v: Any) -> Any:
     """A key that tells apart values Python counts as equal (True, 1, 1.0; (1,), (True,))."""
     if isinstance(v, tuple):
-        return (tuple, tuple(_typed(x) for x in v))
+        return (tuple, tuple(exact_key(x) for x in v))
     if isinstance(v, frozenset):
-        return (frozenset, frozenset(_typed(x) for x in v))
+        return (frozenset, frozenset(exact_key(x) for x in v))
     return (type(v), v)
 
 
@@ -95,7 +95,7 @@ def distinct_values(node: Node | None, values: Iterable[Any], what: str = "") ->
     seen: dict[Any, Any] = {}
     for v in values:
         first = seen.setdefault(v, v)
-        if first is not v and not (node is not None and node.numerical) and _typed(first) != _typed(v):
+        if first is not v and not (node is not None and node.numerical) and exact_key(first) != exact_key(v):
             owner = what or f"categorical {node.op} {node.label}"
             raise ValueSetError(
                 f"{owner} can take both {first!r} ({type(first).__name__}) and {v!r} ({type(v).__name__}), "
