@@ -40,6 +40,7 @@ from rasp_compiler.errors import ModelFileError
 from rasp_compiler.export.metadata import (
     check_graph_json, check_program_json, config_from_json, config_to_json, expected_shapes, graph_metadata, labels_from_json,
 )
+from rasp_compiler.export.safetensors_bytes import safetensors_bytes
 from rasp_compiler.model.compiled import CompiledModel
 
 FORMAT = "rasp_compiler.model"
@@ -166,8 +167,6 @@ def save_model(model: CompiledModel, path: str | os.PathLike) -> Path:
     Missing parent directories are created. Raises :class:`ModelFileError` if the
     model's parameters do not match its config or a token cannot be written exactly.
     """
-    import safetensors.numpy
-
     if isinstance(path, (str, os.PathLike)) and os.fspath(path) in ("", "."):
         raise ModelFileError(f"{os.fspath(path)!r} is not a file name; give a path such as model.safetensors")
     path = Path(path)
@@ -188,8 +187,7 @@ def save_model(model: CompiledModel, path: str | os.PathLike) -> Path:
     if model.source is not None:
         meta["source"] = str(model.source)
     meta["sha256"] = file_checksum(meta, params)
-    data = safetensors.numpy.save(params, metadata=meta)
-    atomic_write(path, data)
+    atomic_write(path, safetensors_bytes(params, meta))
     return path
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from rasp_compiler.errors import RaspCompilerError
+from rasp_compiler.export.safetensors_bytes import safetensors_bytes
 from rasp_compiler.export.safetensors_file import atomic_write
 from rasp_compiler.export.values import printable_value
 from rasp_compiler.interp.coverage import active_circuits, pair_sets
@@ -88,8 +89,6 @@ def task_pairs(model, truth, n_pairs: int = N_PAIRS, seed: int = 0):
 
 def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS) -> dict:
     """Write one task folder atomically; returns its manifest entry."""
-    from safetensors.numpy import save
-
     from rasp_compiler.export import save_model
     from rasp_compiler.interp.testbed import targets_of
 
@@ -113,12 +112,12 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
         basis_file = None
         if basis is not None and not np.array_equal(np.asarray(basis), np.eye(model.config.d_model)):
             basis_file = "basis.safetensors"
-            atomic_write(tmp / basis_file, save({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
+            atomic_write(tmp / basis_file, safetensors_bytes({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
         circuit = truth_to_json(truth, targets_of(model, truth), basis_file, active)
         atomic_write(tmp / "circuit.json", _json_bytes(circuit))
         pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped, sets)
         atomic_write(tmp / "pairs.json", _json_bytes(pairs_json))
-        atomic_write(tmp / "pairs.safetensors", save(tensors))
+        atomic_write(tmp / "pairs.safetensors", safetensors_bytes(tensors))
         if source.text is not None:
             atomic_write(tmp / "program.rasp", source.text.encode("utf-8"))
         ex = variant.exactness
@@ -246,7 +245,6 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
         "variants": kinds, "seeds": seeds, "n_random": n_random, "random_seed": random_seed, "n_pairs": n_pairs,
         "min_accuracy": min_accuracy,
         "total_bytes": sum((out / t["name"] / f).stat().st_size for t in report.tasks for f in t["files"]),
-        "seconds": round(report.seconds, 1),
         "skipped": report.skipped, "errors": [{k: e[k] for k in ("task", "error")} for e in report.errors],
         "tasks": report.tasks,
     }

@@ -12,6 +12,7 @@ from rasp_compiler.interp.pairs import Pairs
 from rasp_compiler.interp.tasks.circuit import truth_from_json
 from rasp_compiler.interp.tasks.export import TASK_FORMAT, sha256_file
 from rasp_compiler.interp.tasks.pairs_io import pair_sets_from_files
+from rasp_compiler.interp.tasks.paths import confined
 from rasp_compiler.interp.tasks.sources import TaskSetError
 
 
@@ -57,6 +58,19 @@ def _json(path: Path, what: str = "task folder") -> dict:
         raise TaskSetError(f"{path}: not valid JSON ({exc})") from None
 
 
+def _tensors(path: Path, where: str) -> dict:
+    """A safetensors file's tensors; anything else is a TaskSetError naming the file and where it was named."""
+    from safetensors.numpy import load
+
+    try:
+        return load(path.read_bytes())
+    except FileNotFoundError:
+        raise TaskSetError(f"{path}: missing ({where})") from None
+    except Exception as exc:  # noqa: BLE001 - the library raises its own error types for bad files
+        raise TaskSetError(f"{path} ({where}): not a safetensors file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+
+
 def is_task(path) -> bool:
     return (Path(path) / "task.json").is_file()
 
@@ -64,28 +78,34 @@ def is_task(path) -> bool:
 def load_task(path, check_hashes: dict[str, str] | None = None) -> Task:
     """Load the task folder ``path``; ``check_hashes`` (file -> sha256, from the manifest)
     makes a changed or corrupt file an error."""
-    from safetensors.numpy import load_file
-
     from rasp_compiler.export import load_model
 
     path = Path(path)
+    for fixed in ("task.json", "circuit.json", "pairs.json", "pairs.safetensors", "model.safetensors"):
+        confined(path, fixed, f"{path}: the task's {fixed}")  # no symlink leaving the folder
     info = _json(path / "task.json")
     if info.get("format") != TASK_FORMAT:
         raise TaskSetError(f"{path}/task.json: format {info.get('format')!r}, expected {TASK_FORMAT!r}")
     for fname, digest in (check_hashes or {}).items():
-        if sha256_file(path / fname) != digest:
+        if sha256_file(confined(path, fname, f"manifest.json: files of task {path.name}", single=True)) != digest:
             raise TaskSetError(f"{path / fname}: sha256 differs from the manifest: the file changed or is corrupt")
     model = load_model(path / "model.safetensors")
     circuit = _json(path / "circuit.json")
     basis = None
     if circuit.get("residual_basis"):
-        basis = load_file(str(path / circuit["residual_basis"]))["residual_basis"]
+        where = f"{path / 'circuit.json'}: field residual_basis"
+        tensors = _tensors(confined(path, circuit["residual_basis"], where), where)
+        if "residual_basis" not in tensors:
+            raise TaskSetError(f"{where}: {circuit['residual_basis']} holds no tensor 'residual_basis'")
+        basis = tensors["residual_basis"]
         model.residual_basis = basis  # ground truth, pairs and read-outs see the features' true directions
     truth = truth_from_json(circuit, basis, model.config.d_model)
-    sets = pair_sets_from_files(_json(path / "pairs.json"), load_file(str(path / "pairs.safetensors")))
+    sets = pair_sets_from_files(_json(path / "pairs.json"), _tensors(path / "pairs.safetensors", "the task's pairs"))
     pairs = {t: by_name["main"] for t, by_name in sets.items()}
     text_file = info["program"].get("text")
-    text = (path / text_file).read_text(encoding="utf-8") if text_file else None
+    text = None
+    if text_file:
+        text = confined(path, text_file, f"{path / 'task.json'}: field program.text").read_text(encoding="utf-8")
     return Task(path, info["name"], model, truth, pairs, info, circuit, text, sets)
 
 
@@ -97,7 +117,9 @@ def task_dirs(directory) -> list[Path]:
     """Task folders of a set: from its manifest, else every subfolder with a task.json."""
     directory = Path(directory)
     if (directory / "manifest.json").is_file():
-        return [directory / t["name"] for t in load_manifest(directory)["tasks"]]
+        return [confined(directory, t.get("name") if isinstance(t, dict) else None,
+                         f"{directory / 'manifest.json'}: field tasks[{i}].name", single=True)
+                for i, t in enumerate(load_manifest(directory).get("tasks", []))]
     return sorted(p for p in directory.iterdir() if p.is_dir() and is_task(p))
 
 
