@@ -806,7 +806,9 @@ def _merge(old: dict, meta: dict, results: dict, probes: list):
         if name not in merged:
             merged[name] = entry
             continue
-        rows = {**merged[name]["results"], **entry["results"]}
+        rows = dict(merged[name]["results"])
+        for L, row in entry["results"].items():  # per compiler: an `--only ours` run keeps tracr's cells
+            rows[L] = {**rows.get(L, {}), **row}
         merged[name]["results"] = {L: rows[L] for L in sorted(rows, key=int)}
     runs = old["meta"].get("runs") or [{k: old["meta"][k] for k in ("date", "command", "elapsed_s")}]
     runs.append({k: meta[k] for k in ("date", "command", "elapsed_s")})
@@ -814,7 +816,10 @@ def _merge(old: dict, meta: dict, results: dict, probes: list):
                 "command": " && ".join(r["command"] for r in runs),
                 "elapsed_s": sum(r["elapsed_s"] for r in runs)}
     new_meta["machine"]["load_average_at_end"] = meta["machine"]["load_average_at_end"]
-    return new_meta, merged, probes or old.get("probes", [])
+    old_probes = {p["probe"]: p for p in old.get("probes", [])}
+    for p in probes:
+        old_probes[p["probe"]] = {**old_probes.get(p["probe"], {}), **p}
+    return new_meta, merged, list(old_probes.values())
 
 
 def _one_line(r: dict) -> str:
