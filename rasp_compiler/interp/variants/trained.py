@@ -28,6 +28,22 @@ from rasp_compiler.interp.siit.train import train
 from rasp_compiler.interp.variants.base import Exactness, Variant
 from rasp_compiler.model.compiled import CompiledModel
 
+# Library program -> settings beyond make()'s defaults that train it (benchmarks/train_siit.py
+# trains with these, and task export uses them when it has to train): programs with an
+# ``lr`` did not converge at the default 1e-2; wider ones needed the room.
+LIBRARY_SETTINGS: dict[str, dict] = {
+    "length": {"steps": 1000},
+    "count": {"steps": 1500},
+    "hist": {"steps": 1500},
+    "shift_by": {"steps": 1000},
+    "reverse": {"steps": 2000},
+    "detect_pattern": {"steps": 2500, "lr": 3e-3},
+    "first_occurrence": {"steps": 4000, "lr": 3e-3},
+    "sort_unique": {"steps": 4000},
+    "running_max": {"steps": 2000, "d_model": 48},
+    "dyck1": {"steps": 5000, "d_model": 64},
+}
+
 
 def make(model, seed: int = 0, steps: int = 3000, d_model: int = 32, d_head: int = 8, extra_heads: int = 1,
          neurons_per_node: int = 16, unmapped_neurons: int = 8, batch_size: int = 256, lr: float = 1e-2,
