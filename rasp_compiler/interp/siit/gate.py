@@ -11,7 +11,9 @@ as good as what is measured. Two kinds of figures, both computed from the model 
   one component at a time; ``faithfulness_min``/``_max`` — the range over pairs of
   ``(M(clean, every outside component from corrupted) − M(corrupted)) / gap``.
   "c from corrupted" replaces that component's output (its heads' ``hook_z`` @ ``W_O``,
-  its neurons' ``hook_post`` @ ``W_out``) with its output on the corrupted input.
+  its neurons' ``hook_post`` @ ``W_out``) with its output on the corrupted input; the
+  components after it run on the changed residual stream (a replacement, not an added
+  difference, so several replaced components do not compound).
 
 A model is exported only when every figure meets :data:`BAR` (docs/trained.md states it
 and why); the bounds go into ``task.json`` next to the figures, so an outside audit can
@@ -57,11 +59,15 @@ def pair_figures(model, truth, pairs_of_targets) -> dict[str, float]:
             m_corrupt = pairs.metric(dec.run(pairs.corrupt, record=corrupt))
             gap = m_clean - m_corrupt
             outside = [c.name for c in dec.writers if c.name not in members and c.kind != "embed"]
-            delta = {n: corrupt["out:" + n] - clean["out:" + n] for n in outside}
+            ablated = {c.name: corrupt["out:" + c.name] for c in dec.writers}
+
+            def replaced(names):  # M(clean) with the outputs of ``names`` replaced by their corrupted ones
+                mask = np.array([0.0 if c.name in names else 1.0 for c in dec.writers])
+                return pairs.metric(dec.run(pairs.clean, node_mask=mask, ablated=ablated))
+
             for n in outside:
-                moved = pairs.metric(dec.run(pairs.clean, out_delta={n: delta[n]}))
-                worst = max(worst, float(np.max(np.abs(m_clean - moved) / gap)))
-            faith = (pairs.metric(dec.run(pairs.clean, out_delta=delta)) - m_corrupt) / gap
+                worst = max(worst, float(np.max(np.abs(m_clean - replaced({n})) / gap)))
+            faith = (replaced(set(outside)) - m_corrupt) / gap
             f_lo, f_hi = min(f_lo, float(faith.min())), max(f_hi, float(faith.max()))
     return {"outside_effect_max": worst, "faithfulness_min": f_lo, "faithfulness_max": f_hi}
 
