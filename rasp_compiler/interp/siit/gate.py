@@ -37,8 +37,9 @@ class Bar:
     iia: float = 0.95
     strict_iia: float = 0.95
     # outside_effect_max <= unmapped_bound; |faithfulness - 1| <= faithfulness_bound on every pair.
-    # Measured on the committed models that meet the three rates above: at most 0.18 and
-    # 0.19 (detect_pattern); the two that miss them reach 1.02 and 1.56 (docs/trained.md).
+    # On the committed models that meet the three rates above: outside effect at most 0.18,
+    # |faithfulness - 1| at most 0.19 (both detect_pattern); the two that miss the rates
+    # reach 1.02 and 0.58, and 1.00 and 1.09 (benchmarks/trained_gate.py, docs/trained.md).
     unmapped_bound: float = 0.25
     faithfulness_bound: float = 0.25
 
