@@ -170,8 +170,9 @@ def test_without_committed_weights_it_trains_once_into_the_cache(tmp_path, monke
     the initial weights, so the gate refuses it) and caches; the second loads the cache."""
     calls, said = [], []
 
-    def fake_train(compiled, mapping, seed=0, **kw):
+    def fake_train(compiled, mapping, seed=0, log=None, **kw):
         calls.append(seed)
+        log({"step": 100, "behaviour": 0.5, "interchange": 0.25, "strict": 0.125})
         return siit_train.TrainResult(siit_train.init_params(mapping.config, seed), [], 0.0)
 
     monkeypatch.setattr(trained, "train", fake_train)
@@ -183,6 +184,21 @@ def test_without_committed_weights_it_trains_once_into_the_cache(tmp_path, monke
     [cached] = list(cache.iterdir())
     assert cached.name.startswith("lib-length__s1__") and cached.suffix == ".safetensors"
     assert any("SIIT training, 1000 steps" in line for line in said)  # the library's settings for length
+    assert "lib-length: SIIT step 100/1000, loss 0.500 / 0.250 / 0.125" in said  # progress while training
     monkeypatch.setattr(trained, "train", lambda *a, **k: pytest.fail("trained although cached"))
     second = export_tasks(tmp_path / "b", programs=["lib:length"], variants=["trained"], seeds=[1])
     assert second.skipped == first.skipped and list(cache.iterdir()) == [cached]
+
+
+def test_cli_export_uses_the_committed_weights_and_names_each_refusal(tmp_path, capsys, no_training, cache):
+    from rasp_compiler.cli import app
+
+    with pytest.raises(SystemExit) as exc:
+        app(args=["testbed", "export", str(tmp_path / "t"), "--programs", "lib:length,lib:first_occurrence",
+                  "--variants", "trained", "--random", "0"], prog_name="rasp-compiler")
+    out, err = capsys.readouterr()
+    assert exc.value.code in (0, None) and "Traceback" not in err
+    assert "wrote 1 tasks" in out and (tmp_path / "t" / "lib-length__trained__s0" / "task.json").exists()
+    [line] = [ln for ln in out.splitlines() if "first_occurrence__trained__s0" in ln]
+    assert "strict_iia 0.4326 < 0.95" in line and "outside_effect_max" in line  # docs/trained.md's figures
+    assert "TrainedBarWarning" not in err  # the refusal is that one line, not twice
