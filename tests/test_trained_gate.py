@@ -202,3 +202,28 @@ def test_cli_export_uses_the_committed_weights_and_names_each_refusal(tmp_path, 
     [line] = [ln for ln in out.splitlines() if "first_occurrence__trained__s0" in ln]
     assert "strict_iia 0.4326 < 0.95" in line and "outside_effect_max" in line  # docs/trained.md's figures
     assert "TrainedBarWarning" not in err  # the refusal is that one line, not twice
+
+
+def test_the_bar_names_each_missed_figure_and_a_nan_misses_it():
+    from rasp_compiler.interp.siit.gate import BAR, misses
+
+    good = {"iia": 1.0, "strict_iia": 1.0, "outside_effect_max": 0.1, "faithfulness_min": 0.9,
+            "faithfulness_max": 1.1}
+    assert misses(1.0, good) == []
+    assert [m.split()[0] for m in misses(0.98, {**good, "faithfulness_max": 1 + BAR.faithfulness_bound + 0.01})] \
+        == ["accuracy", "faithfulness"]
+    assert misses(1.0, {**good, "outside_effect_max": float("nan")})[0].startswith("outside_effect_max nan")
+    assert misses(1.0, {**good, "strict_iia": float("nan")})[0].startswith("strict_iia nan")
+
+
+def test_the_cache_key_changes_with_program_seed_and_settings(cache):
+    from rasp_compiler.interp.tasks.trained_gate import cache_path, training_settings
+
+    length, count = library_sources(["length", "count"])
+    m_length, m_count = length.compile(), count.compile()
+    s0, s1 = training_settings(length, 0), training_settings(length, 1)
+    assert s0 == {"steps": 1000, "seed": 0}
+    paths = {cache_path(length, m_length, s0), cache_path(length, m_length, s1),
+             cache_path(length, m_length, {**s0, "lr": 3e-3}), cache_path(count, m_count, s0)}
+    assert len(paths) == 4 and all(p.parent == cache for p in paths)
+    assert cache_path(length, length.compile(), s0) == cache_path(length, m_length, s0)  # stable

@@ -16,6 +16,9 @@ trained with (e.g. the ones ``benchmarks/train_siit.py`` leaves in
 ``benchmarks/results/trained/``)::
 
     v = from_cache(compiled, "benchmarks/results/trained/reverse.safetensors")
+
+Task export does not call this module directly: :mod:`rasp_compiler.interp.tasks.trained_gate`
+picks committed or cached weights first and exports only models that meet the bar.
 """
 
 from __future__ import annotations
