@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from rasp_compiler import compile_rasp_to_model  # noqa: E402
 from rasp_compiler.export.safetensors_file import atomic_write  # noqa: E402
 from rasp_compiler.interp.variants import make_variant  # noqa: E402
+from rasp_compiler.interp.variants.trained import LIBRARY_SETTINGS  # noqa: E402
 from rasp_compiler.lib import LIBRARY  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "trained"
@@ -38,19 +39,7 @@ DOC = ROOT / "docs" / "trained.md"
 BEGIN, END = "<!-- BEGIN train_siit (written by benchmarks/train_siit.py) -->", "<!-- END train_siit -->"
 COMMAND = "nice -n 10 .venv/bin/python benchmarks/train_siit.py"
 
-# program -> settings of the trained variant (beyond the defaults of variants/trained.py)
-PROGRAMS: dict[str, dict] = {
-    "length": {"steps": 1000},
-    "count": {"steps": 1500},
-    "hist": {"steps": 1500},
-    "shift_by": {"steps": 1000},
-    "reverse": {"steps": 2000},
-    "detect_pattern": {"steps": 2500, "lr": 3e-3},
-    "first_occurrence": {"steps": 4000, "lr": 3e-3},
-    "sort_unique": {"steps": 4000},
-    "running_max": {"steps": 2000, "d_model": 48},
-    "dyck1": {"steps": 5000, "d_model": 64},
-}
+PROGRAMS = LIBRARY_SETTINGS  # program -> settings of the trained variant (beyond the defaults)
 MAX_SEQ_LEN = 5
 
 T0 = time.perf_counter()

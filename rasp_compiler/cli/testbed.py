@@ -95,9 +95,13 @@ def export_command(
 
     Example: rasp-compiler testbed export tasks/ --programs lib --random 10
     """
-    from rasp_compiler.interp.tasks import export_tasks
+    import warnings
 
-    with _progress("export") as progress:
+    from rasp_compiler.interp.tasks import export_tasks
+    from rasp_compiler.interp.tasks.trained_gate import TrainedBarWarning
+
+    with warnings.catch_warnings(), _progress("export") as progress:
+        warnings.simplefilter("ignore", TrainedBarWarning)  # each refusal is one "skipped:" line below
         bar = progress.add_task("", total=None)
 
         def advance(name: str, done: int, total: int) -> None:

@@ -14,6 +14,7 @@ A task folder is framework-neutral (safetensors with TransformerLens names, plai
 * :mod:`.circuit` — a ground truth as JSON and back;
 * :mod:`.pairs_io` — fixed pairs and their metric on disk;
 * :mod:`.export` — writing tasks and the manifest, atomically;
+* :mod:`.trained_gate` — trained tasks: committed or cached weights, and the bar they must meet;
 * :mod:`.load` — reading a task back.
 """
 

@@ -26,6 +26,7 @@ from rasp_compiler.export.safetensors_file import atomic_write
 from rasp_compiler.export.values import printable_value
 from rasp_compiler.interp.coverage import active_circuits, pair_sets
 from rasp_compiler.interp.ground_truth import aligned_truth
+from rasp_compiler.interp.tasks import trained_gate
 from rasp_compiler.interp.tasks.circuit import truth_to_json
 from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
 from rasp_compiler.interp.tasks.sources import DEFAULT_PROGRAMS, Source, TaskSetError, random_sources, select_sources
@@ -97,6 +98,7 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
     model.source = source.text
     truth = aligned_truth(variant.truth, model)
     entries, skipped = task_pairs(model, truth, n_pairs, seed)
+    variant = trained_gate.gate(folder.name, variant, truth, entries)  # trained: the bar, and its figures
     targets = [p.target for p, _, _ in entries]
     if not any(is_output for _, is_output, _ in entries):
         raise TaskSetError("no two inputs give different outputs, so no method can be scored on it")
@@ -151,6 +153,11 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
         raise
     return {**{k: info[k] for k in ("name", "program", "variant", "seed", "exactness", "sizes", "circuit",
                                     "targets")}, "files": files}
+
+
+def _saying(progress, source, done: int, total: int):
+    """Training progress as the export's progress callback (its description), or None."""
+    return None if progress is None else (lambda line: progress(line, done - 1, total))
 
 
 def _kinds(kinds: Iterable[str] | None) -> tuple[list[str], list[str]]:
@@ -214,7 +221,8 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
             for seed in (seeds[:1] if kind in SEEDLESS else seeds):
                 name = task_name(source, kind, seed)
                 try:
-                    variant = make_variant(model, kind, seed=seed)
+                    variant = (trained_gate.trained_variant(source, model, seed, _saying(progress, source, done, total))
+                               if kind == "trained" else make_variant(model, kind, seed=seed))
                 except (RaspCompilerError, ValueError, NotImplementedError) as exc:
                     report.skipped.append(f"{name}: {type(exc).__name__}: {exc}")
                     continue

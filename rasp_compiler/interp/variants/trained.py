@@ -16,6 +16,9 @@ trained with (e.g. the ones ``benchmarks/train_siit.py`` leaves in
 ``benchmarks/results/trained/``)::
 
     v = from_cache(compiled, "benchmarks/results/trained/reverse.safetensors")
+
+Task export does not call this module directly: :mod:`rasp_compiler.interp.tasks.trained_gate`
+picks committed or cached weights first and exports only models that meet the bar.
 """
 
 from __future__ import annotations
@@ -27,6 +30,22 @@ from rasp_compiler.interp.siit.measure import measure
 from rasp_compiler.interp.siit.train import train
 from rasp_compiler.interp.variants.base import Exactness, Variant
 from rasp_compiler.model.compiled import CompiledModel
+
+# Library program -> settings beyond make()'s defaults that train it (benchmarks/train_siit.py
+# trains with these, and task export uses them when it has to train): programs with an
+# ``lr`` did not converge at the default 1e-2; wider ones needed the room.
+LIBRARY_SETTINGS: dict[str, dict] = {
+    "length": {"steps": 1000},
+    "count": {"steps": 1500},
+    "hist": {"steps": 1500},
+    "shift_by": {"steps": 1000},
+    "reverse": {"steps": 2000},
+    "detect_pattern": {"steps": 2500, "lr": 3e-3},
+    "first_occurrence": {"steps": 4000, "lr": 3e-3},
+    "sort_unique": {"steps": 4000},
+    "running_max": {"steps": 2000, "d_model": 48},
+    "dyck1": {"steps": 5000, "d_model": 64},
+}
 
 
 def make(model, seed: int = 0, steps: int = 3000, d_model: int = 32, d_head: int = 8, extra_heads: int = 1,
