@@ -18,7 +18,7 @@ def confined(folder: Path, name, where: str, single: bool = False) -> Path:
     """``folder / name``, if ``name`` is a plain relative file name that stays inside ``folder``
     (no ``..``, not absolute, no symlink leaving it); ``single`` also forbids subfolders.
     ``where`` names the JSON file and field, for the error."""
-    if not isinstance(name, str) or not name or name in (".",):
+    if not isinstance(name, str) or name in ("", "."):
         raise TaskSetError(f"{where}: {name!r} is not a file name")
     parts = PurePosixPath(name).parts
     if (PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive
