@@ -82,7 +82,8 @@ def list_command(
 def export_command(
     directory: Annotated[Path, typer.Argument(help="Folder to write the task folders and manifest.json into.")],
     programs: Annotated[str, typer.Option(
-        "--programs", help="Comma-separated: lib (every library program), lib:NAME, examples, ex:NAME.")]
+        "--programs", help="Comma-separated: lib (every library program), lib:NAME, examples, ex:NAME, "
+                                 "corpus:PATH (InterpBench's cases), corpus:PATH:1,5,88.")]
     = "lib,examples",
     variants: Annotated[Optional[str], typer.Option(
         "--variants", help="Comma-separated variant kinds (default: every installed one).")] = None,

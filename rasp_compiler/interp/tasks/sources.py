@@ -3,11 +3,14 @@
 A :class:`Source` is one program with everything needed to compile it (vocabulary,
 length, causality) and its text when it has one. Selectors (``--programs``):
 ``lib`` (every library program), ``lib:NAME``, ``examples`` (every ``examples/*.rasp``),
-``ex:NAME``; random programs come from :func:`random_sources`.
+``ex:NAME``, ``corpus:PATH`` (every case of an InterpBench circuits-benchmark checkout at PATH,
+read by :mod:`rasp_compiler.corpus`; nothing of it is copied) or ``corpus:PATH:1,5,88`` (those
+cases); random programs come from :func:`random_sources`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -92,6 +95,31 @@ def example_sources(names: list[str] | None = None, directory: Path = EXAMPLES_D
     return out, notes
 
 
+def corpus_sources(path: str, numbers: list[int] | None = None) -> list[Source]:
+    """The cases of the InterpBench corpus at ``path``, each with its own vocabulary, length
+    and causal flag (its ``supports_causal_masking()``)."""
+    from rasp_compiler.corpus import CorpusError, load_corpus
+
+    try:
+        cases = load_corpus(path, numbers)
+    except CorpusError as exc:
+        raise TaskSetError(str(exc)) from exc
+    return [Source(f"corpus-{c.number:03d}", f"circuits_benchmark/benchmark/cases/{c.file.name}",
+                   lambda c=c: c.program, tuple(sorted(c.vocab, key=repr)), c.max_seq_len, c.causal,
+                   _text_of(c.program)) for c in cases]
+
+
+def _corpus_selector(sel: str) -> list[Source]:
+    """``corpus:PATH`` or ``corpus:PATH:1,5,88`` (a last part of digits and commas is the case list)."""
+    body = sel[len("corpus:"):]
+    path, _, last = body.rpartition(":")
+    if path and re.fullmatch(r"\d+(,\d+)*", last):
+        return corpus_sources(path, [int(n) for n in last.split(",")])
+    if not body:
+        raise TaskSetError("corpus: needs a path: corpus:PATH or corpus:PATH:1,5,88")
+    return corpus_sources(body)
+
+
 def random_sources(n: int, seed: int = 0, depth: int = 3, min_layers: int = MIN_LAYERS) -> Iterator[tuple[Source, Any]]:
     """``n`` random programs (generator seeds from ``seed`` up) whose models have at least
     ``min_layers`` layers, each with its compiled model."""
@@ -132,11 +160,21 @@ def _output_varies(model, n: int = 64) -> bool:
     return len(outs) > 1
 
 
+def _rejoin_case_lists(selectors: list[str]) -> list[str]:
+    """``corpus:PATH:1,5,88`` split at its commas (the CLI splits ``--programs`` so) made whole again."""
+    out: list[str] = []
+    for sel in (s.strip() for s in selectors):
+        if sel.isdigit() and out and re.fullmatch(r"corpus:.+:\d+(,\d+)*", out[-1]):
+            out[-1] += f",{sel}"
+        else:
+            out.append(sel)
+    return out
+
+
 def select_sources(selectors: list[str]) -> tuple[list[Source], list[str]]:
-    """Library and example sources for ``--programs`` selectors (see the module docstring)."""
+    """Library, example and corpus sources for ``--programs`` selectors (see the module docstring)."""
     out, notes, seen = [], [], set()
-    for sel in selectors:
-        sel = sel.strip()
+    for sel in _rejoin_case_lists(selectors):
         if sel == "lib":
             got = library_sources()
         elif sel.startswith("lib:"):
@@ -147,8 +185,11 @@ def select_sources(selectors: list[str]) -> tuple[list[Source], list[str]]:
         elif sel.startswith("ex:"):
             got, more = example_sources([sel[3:]])
             notes += more
+        elif sel.startswith("corpus:"):
+            got = _corpus_selector(sel)
         else:
-            raise TaskSetError(f"unknown program selector {sel!r}: write lib, lib:NAME, examples or ex:NAME "
+            raise TaskSetError(f"unknown program selector {sel!r}: write lib, lib:NAME, examples, ex:NAME, "
+                               f"corpus:PATH or corpus:PATH:1,5,88 "
                                f"(random programs: --random N)")
         for s in got:
             if s.name not in seen:
