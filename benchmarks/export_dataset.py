@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from rasp_compiler.interp.tasks import export_tasks, load_manifest, load_task  # noqa: E402
+from rasp_compiler.interp.tasks.export import labelling  # noqa: E402
 from rasp_compiler.interp.ground_truth import aligned_truth  # noqa: E402
 from rasp_compiler.interp.pairs import make_pairs  # noqa: E402
 from rasp_compiler.interp.variants.base import check_inputs  # noqa: E402
@@ -46,8 +47,10 @@ def check(folder: Path, variant) -> None:
     assert task.model.apply_batch(batch, backend="numpy") == variant.model.apply_batch(batch, backend="numpy"), \
         "outputs differ"
     out = truth.output  # the output's pairs, made again from the in-memory variant (the suite checks every target)
-    p = make_pairs(variant.model, truth, out, n_pairs=task.info["n_pairs"], seed=task.seed, same_length=True) or \
-        make_pairs(variant.model, truth, out, n_pairs=task.info["n_pairs"], seed=task.seed, same_length=False)
+    dec, labels = labelling(variant)  # noise: labelled by the compiled model, gaps in float64
+    kw = {"n_pairs": task.info["n_pairs"], "seed": task.seed, "dec": dec, "labels": labels}
+    p = make_pairs(variant.model, truth, out, same_length=True, **kw) or \
+        make_pairs(variant.model, truth, out, same_length=False, **kw)
     q = task.pairs[out]
     for f in ("clean", "corrupt", "U", "gap"):
         assert np.array_equal(getattr(p, f), getattr(q, f)), (out, f)

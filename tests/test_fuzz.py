@@ -77,6 +77,19 @@ def test_generator_is_deterministic():
         generate_program(5, 3).text != generate_program(5, 3, attempt=1).text
 
 
+def test_rebuild_args_rebuild_the_same_program():
+    """A task source rebuilds its random program from ``rebuild_args`` (the values drawn are
+    passed back, which must not change what else is drawn)."""
+    from rasp_compiler import rasp
+
+    for seed in range(12):
+        gen = generate_program(seed, 3)
+        again = generate_program(**gen.rebuild_args())
+        assert (again.text, again.ops, again.vocab) == (gen.text, gen.ops, gen.vocab), seed
+        xs = list(gen.vocab)[: gen.max_seq_len]
+        assert rasp.evaluate(again.program, xs) == rasp.evaluate(gen.program, xs), seed
+
+
 def test_generator_respects_its_arguments():
     gen = generate_program(3, depth=4, vocab=("p", "q"), max_seq_len=5, causal=True, printable=True)
     assert gen.vocab == ("p", "q") and gen.max_seq_len == 5 and gen.causal and gen.text is not None

@@ -14,7 +14,7 @@ import pytest
 from rasp_compiler.errors import RaspCompilerError
 from rasp_compiler.interp.ground_truth import ground_truth
 from rasp_compiler.interp.tasks import TaskSetError, export_tasks, load_task, select_sources, task_dirs, write_task
-from rasp_compiler.interp.tasks.export import sha256_file, task_pairs
+from rasp_compiler.interp.tasks.export import labelling, sha256_file, task_pairs
 from rasp_compiler.interp.variants import available, make_variant
 from rasp_compiler.verify import exhaustive_inputs
 
@@ -71,7 +71,7 @@ def test_task_round_trip(tmp_path, sources, name):
         for k, v in variant.model.params.items():
             assert np.array_equal(task.model.params[k], v), k
         assert outputs(task.model) == outputs(variant.model)
-        entries, _ = task_pairs(variant.model, task.truth, 8, 1)
+        entries, _ = task_pairs(variant.model, task.truth, 8, 1, *labelling(variant))  # noise: program labels
         assert list(task.pairs) == [p.target for p, _, _ in entries]
         for p, _, _ in entries:
             q = task.pairs[p.target]

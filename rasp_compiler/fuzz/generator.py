@@ -484,12 +484,14 @@ def generate_program(seed: int, depth: int = 3, vocab: Sequence[Any] | None = No
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     mix = Mix.of(mix)
     rng = random.Random(f"rasp_compiler.fuzz:{seed}:{attempt}")
-    vocab = tuple(vocab) if vocab is not None else rng.choice(VOCABS)
+    # drawn whether given or not, so that passing the drawn values (``rebuild_args``) rebuilds the same program
+    drawn = rng.choice(VOCABS), rng.choice(MAX_LEN_CHOICES), rng.random() < mix.causal, rng.random() < mix.printable
+    vocab = tuple(vocab) if vocab is not None else drawn[0]
     if not vocab:
         raise ValueError("vocab is empty")
-    n = max_seq_len if max_seq_len is not None else rng.choice(MAX_LEN_CHOICES)
-    causal = rng.random() < mix.causal if causal is None else bool(causal)
-    printable = rng.random() < mix.printable if printable is None else bool(printable)
+    n = max_seq_len if max_seq_len is not None else drawn[1]
+    causal = drawn[2] if causal is None else bool(causal)
+    printable = drawn[3] if printable is None else bool(printable)
     builder = _Builder(rng, vocab, n, causal, printable, mix)
     out = builder.build(depth)
     text, print_error = None, None

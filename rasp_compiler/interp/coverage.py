@@ -139,11 +139,12 @@ def _concat(a: Pairs, b: Pairs) -> Pairs:
 
 
 def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: int, seed: int,
-                   dec: Decomposed | None = None) -> Pairs | None:
+                   dec: Decomposed | None = None, labels: Decomposed | None = None) -> Pairs | None:
     """A second pair set exercising structural members ``first`` leaves silent (None when it
     leaves none, or no candidate pair exercises any of them). Candidates: mixed-length and
     same-length pairs on which the target differs; greedily the pair exercising most of the
-    still-silent members; repeated to ``n_pairs`` rows (one shape per task, as ``make_pairs``)."""
+    still-silent members; repeated to ``n_pairs`` rows (one shape per task, as ``make_pairs``).
+    ``labels``: the exact model that labels the pairs (``make_pairs``; noise variants)."""
     dec = dec or Decomposed(model)
     dec64 = exact(dec)  # once: exercised_per_pair would make its float64 copy on every call
     members = structural(gt, target)[0]
@@ -152,9 +153,9 @@ def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: i
     silent -= set(input_independent(model, gt, target))  # no pair can move these: nothing to search for
     if not silent:
         return None
-    cands = [p for p in (make_pairs(model, gt, target, N_CANDIDATES, seed=seed + 7919, same_length=False, dec=dec,
+    cands = [p for p in (make_pairs(model, gt, target, N_CANDIDATES, seed=seed + 7919, same_length=False, dec=dec, labels=labels,
                                     pad_to_n=False, pool=1024),
-                         make_pairs(model, gt, target, N_CANDIDATES, seed=seed + 104729, same_length=True, dec=dec,
+                         make_pairs(model, gt, target, N_CANDIDATES, seed=seed + 104729, same_length=True, dec=dec, labels=labels,
                                     pad_to_n=False, pool=1024)) if p is not None]
     if not cands:
         return None
@@ -172,15 +173,17 @@ def covering_pairs(model, gt: GroundTruth, target: str, first: Pairs, n_pairs: i
     return take(pool, [chosen[k % len(chosen)] for k in range(n_pairs)])
 
 
-def pair_sets(model, gt: GroundTruth, entries, n_pairs: int, seed: int) -> list[dict[str, Pairs]]:
+def pair_sets(model, gt: GroundTruth, entries, n_pairs: int, seed: int, dec: Decomposed | None = None,
+              labels: Decomposed | None = None) -> list[dict[str, Pairs]]:
     """Per entry of ``task_pairs`` (same order): ``{"main": its pairs}`` plus ``"lengths"``, the
-    covering set, when the main set leaves structural members silent and a candidate helps."""
-    dec = Decomposed(model)  # pairs are made (values, gaps) by the model's own arithmetic, as make_pairs does
+    covering set, when the main set leaves structural members silent and a candidate helps.
+    ``dec`` and ``labels`` as ``task_pairs`` made the main sets with."""
+    dec = dec or Decomposed(model)  # pairs are made (values, gaps) by the model's own arithmetic, as make_pairs does
     out = []
     for k, (pairs, _, _) in enumerate(entries):
         sets = {MAIN: pairs}
         with np.errstate(over="ignore", invalid="ignore"):
-            extra = covering_pairs(model, gt, pairs.target, pairs, n_pairs, seed + k, dec)
+            extra = covering_pairs(model, gt, pairs.target, pairs, n_pairs, seed + k, dec, labels)
         if extra is not None:
             sets[LENGTHS] = extra
         out.append(sets)

@@ -4,7 +4,9 @@ A *target* is the program's output (``None``) or any SOp with residual direction
 read-out, for virtual nodes). Its value at each position is read off the final residual
 stream exactly as the model decodes its output: for a categorical target the largest of
 its one-hot coordinates when above 0.5 (else None), for a numerical one the coordinate
-(or read-out). So pairs are built from the model alone and work for loaded models.
+(or read-out). So pairs are built from the model alone and work for loaded models. A model
+that is not exact (weight noise) is labelled by another, exact one (``labels``: the
+compiled model, so the program's values); the metric and the gaps stay the model's own.
 
 The metric is linear in the final residual: for pair i,
 ``M_i(resid) = sum_p <resid[p], U[i, p]>``, where at each position p whose target value
@@ -103,7 +105,8 @@ class Pairs:
 
 def make_pairs(model, gt: GroundTruth, target: str | None = None, n_pairs: int = 16, seed: int = 0,
                same_length: bool = True, length: int | None = None, pool: int = 512,
-               dec: Decomposed | None = None, pad_to_n: bool = True) -> Pairs | None:
+               dec: Decomposed | None = None, pad_to_n: bool = True,
+               labels: Decomposed | None = None) -> Pairs | None:
     """Random clean/corrupted pairs whose target value differs somewhere (None if none exists).
 
     ``same_length`` (default): both inputs of a pair have the same number of tokens
@@ -112,11 +115,15 @@ def make_pairs(model, gt: GroundTruth, target: str | None = None, n_pairs: int =
     and only positions present in both count; this is the only way a method can see
     components that depend on the length alone (e.g. ``length`` in ``reverse``).
     When fewer than ``n_pairs`` distinct pairs exist they are repeated (``pad_to_n``).
+    ``labels``: the (exact) model whose decoded values label the pairs, same residual basis
+    (default: ``model`` itself); the metric directions and gaps are still ``dec``'s, and a pair
+    whose gap is not positive there (the labelled model disagrees) is left out.
     """
     c = model.config
     rng = np.random.default_rng(seed)
     dec = dec or Decomposed(model)
     ro = readout(model, gt, target)
+    label_ro = ro if labels is None else readout(labels.model, gt, target)
     n_vocab = len(c.vocab)
     length = length or c.max_seq_len
     if same_length:  # the two longest lengths (an odd length alone can make e.g. balance constant)
@@ -130,7 +137,7 @@ def make_pairs(model, gt: GroundTruth, target: str | None = None, n_pairs: int =
     ids = np.unique(ids, axis=0)
     lens = (ids != 1).sum(1) - 1
     with np.errstate(over="ignore", invalid="ignore"):
-        values = ro.decode(dec.run(ids))
+        values = label_ro.decode((labels or dec).run(ids))
     values[:, 0] = None  # BOS position never counts
     order = rng.permutation(len(ids))
     chosen: list[tuple[int, int, np.ndarray]] = []
@@ -146,6 +153,8 @@ def make_pairs(model, gt: GroundTruth, target: str | None = None, n_pairs: int =
             if diff.any():
                 chosen.append((i, j, np.nonzero(diff)[0]))
                 break
+    if labels is not None and chosen:
+        chosen = [ch for ch, g in zip(chosen, _gaps(dec, ro, ids, values, chosen)) if g > 0]
     if not chosen:
         return None
     if pad_to_n:  # repeat pairs so every target of a model has the same shapes (one JAX compile)
@@ -161,6 +170,16 @@ def make_pairs(model, gt: GroundTruth, target: str | None = None, n_pairs: int =
         gap = (dec.run(clean) * U).sum((1, 2)) - (dec.run(corrupt) * U).sum((1, 2))
     return Pairs(ro.target, clean, corrupt, U, values[[i for i, _, _ in chosen]],
                  values[[j for _, j, _ in chosen]], lens[[i for i, _, _ in chosen]], gap)
+
+
+def _gaps(dec, ro, ids, values, chosen) -> np.ndarray:
+    """M(clean) - M(corrupt) on ``dec`` of each chosen (clean, corrupt, positions)."""
+    U = np.zeros((len(chosen), ids.shape[1], dec.config.d_model))
+    for k, (i, j, positions) in enumerate(chosen):
+        for p in positions:
+            U[k, p] = _direction(ro, values[i, p], values[j, p])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ((dec.run(ids[[i for i, _, _ in chosen]]) - dec.run(ids[[j for _, j, _ in chosen]])) * U).sum((1, 2))
 
 
 def _same(a, b, numerical: bool) -> bool:

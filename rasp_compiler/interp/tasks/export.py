@@ -26,7 +26,7 @@ from rasp_compiler.export.safetensors_file import atomic_write
 from rasp_compiler.export.values import printable_value
 from rasp_compiler.interp.coverage import active_circuits, pair_sets
 from rasp_compiler.interp.ground_truth import aligned_truth
-from rasp_compiler.interp.tasks import trained_gate
+from rasp_compiler.interp.tasks import trained_gate, truth_gate
 from rasp_compiler.interp.tasks.circuit import truth_to_json
 from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
 from rasp_compiler.interp.tasks.sources import DEFAULT_PROGRAMS, Source, TaskSetError, random_sources, select_sources
@@ -66,26 +66,41 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=1, allow_nan=False, default=str) + "\n").encode("utf-8")
 
 
-def task_pairs(model, truth, n_pairs: int = N_PAIRS, seed: int = 0):
+def task_pairs(model, truth, n_pairs: int = N_PAIRS, seed: int = 0, dec=None, labels=None):
     """Pairs of every target exactly as :func:`rasp_compiler.interp.testbed.evaluate` makes them
-    (same seeds, same fallback to mixed lengths), so scoring a loaded task sees the same pairs."""
+    (same seeds, same fallback to mixed lengths), so scoring a loaded task sees the same pairs.
+    ``labels`` (and ``dec``): see :func:`labelling`."""
     from rasp_compiler.interp.forward import Decomposed
     from rasp_compiler.interp.pairs import make_pairs
     from rasp_compiler.interp.testbed import targets_of
 
-    dec = Decomposed(model)
+    dec = dec or Decomposed(model)
     entries, skipped = [], []
+    kw = {"dec": dec, "labels": labels}
     with np.errstate(over="ignore", invalid="ignore"):
         for k, target in enumerate(targets_of(model, truth)):
-            pairs = make_pairs(model, truth, target, n_pairs=n_pairs, seed=seed + k, same_length=True, dec=dec)
+            pairs = make_pairs(model, truth, target, n_pairs=n_pairs, seed=seed + k, same_length=True, **kw)
             same = pairs is not None
             if pairs is None:
-                pairs = make_pairs(model, truth, target, n_pairs=n_pairs, seed=seed + k, same_length=False, dec=dec)
+                pairs = make_pairs(model, truth, target, n_pairs=n_pairs, seed=seed + k, same_length=False, **kw)
             if pairs is None:
                 skipped.append(target)
                 continue
             entries.append((pairs, target == model.config.output, same))
     return entries, skipped
+
+
+def labelling(variant):
+    """``(dec, labels)`` the pairs of ``variant`` are made with: for a variant with a
+    ``reference`` (noise: its model is not exact) the compiled model labels the pairs (the
+    program's values) and the gaps are the variant's own forward pass in float64 on the stored
+    weights; otherwise the model labels its own pairs in its own arithmetic."""
+    from rasp_compiler.interp.coverage import exact
+    from rasp_compiler.interp.forward import Decomposed
+
+    if variant.reference is None:
+        return Decomposed(variant.model), None
+    return exact(Decomposed(variant.model)), Decomposed(variant.reference)
 
 
 def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS) -> dict:
@@ -97,12 +112,15 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
     model.metadata = {**(model.metadata or {}), "program": {"origin": source.origin, "output": model.config.output}}
     model.source = source.text
     truth = aligned_truth(variant.truth, model)
-    entries, skipped = task_pairs(model, truth, n_pairs, seed)
+    dec, labels = labelling(variant)
+    entries, skipped = task_pairs(model, truth, n_pairs, seed, dec, labels)
     variant = trained_gate.gate(folder.name, variant, truth, entries)  # trained: the bar, and its figures
-    targets = [p.target for p, _, _ in entries]
     if not any(is_output for _, is_output, _ in entries):
         raise TaskSetError("no two inputs give different outputs, so no method can be scored on it")
-    sets = pair_sets(model, truth, entries, n_pairs, seed)  # "main" (the entries) + a covering set where needed
+    # "main" (the entries) + a covering set where needed
+    sets = pair_sets(model, truth, entries, n_pairs, seed, dec, labels)
+    entries, sets, truth_check, dropped = truth_gate.check(variant.kind, model, truth, entries, sets)
+    targets = [p.target for p, _, _ in entries]
     active = {t: {name: m.as_json() for name, m in by_name.items()}
               for t, by_name in active_circuits(model, truth, dict(zip(targets, sets))).items()}
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +133,8 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
         if basis is not None and not np.array_equal(np.asarray(basis), np.eye(model.config.d_model)):
             basis_file = "basis.safetensors"
             atomic_write(tmp / basis_file, safetensors_bytes({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
-        circuit = truth_to_json(truth, targets_of(model, truth), basis_file, active)
+        gone = {d["target"] for d in dropped}
+        circuit = truth_to_json(truth, [t for t in targets_of(model, truth) if t not in gone], basis_file, active)
         atomic_write(tmp / "circuit.json", _json_bytes(circuit))
         pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped, sets)
         atomic_write(tmp / "pairs.json", _json_bytes(pairs_json))
@@ -131,6 +150,7 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
             "variant": {"kind": variant.kind, "settings": dict(variant.settings)},
             "seed": seed,
             "exactness": {"accuracy": ex.accuracy, "checked_inputs": ex.checked_inputs, "how": ex.how,
+                          **({} if ex.balanced_accuracy is None else {"balanced_accuracy": ex.balanced_accuracy}),
                           "metrics": {k: float(v) for k, v in ex.metrics.items()}},
             "vocab": [printable_value(v) for v in c.vocab], "max_seq_len": c.max_seq_len, "causal": c.causal,
             "sizes": model.sizes(),
@@ -138,6 +158,7 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
                         "output_nodes": len(circuit["circuits"][0]["nodes"]),
                         "output_edges": len(circuit["circuits"][0]["edges"])},
             "targets": targets, "skipped_targets": skipped, "n_pairs": n_pairs, "pair_seed": seed,
+            **({} if truth_check is None else {"truth_check": truth_check, "dropped_targets": dropped}),
         }
         atomic_write(tmp / "task.json", _json_bytes(info))
         files = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
@@ -153,6 +174,19 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
         raise
     return {**{k: info[k] for k in ("name", "program", "variant", "seed", "exactness", "sizes", "circuit",
                                     "targets")}, "files": files}
+
+
+def accuracy_refusal(ex, min_accuracy: float = MIN_ACCURACY) -> str | None:
+    """Why a variant of exactness ``ex`` does not compute its task, or None: the share of checked
+    inputs decoded right and, when measured, the accuracy balanced over output classes must both
+    reach ``min_accuracy`` (a model answering a majority class everywhere fails the second)."""
+    if not ex.accuracy >= min_accuracy:
+        return f"accuracy {ex.accuracy:.3f} < {min_accuracy} ({ex.how}): the variant does not compute the task"
+    if ex.balanced_accuracy is not None and not ex.balanced_accuracy >= min_accuracy:
+        return (f"balanced accuracy {ex.balanced_accuracy:.3f} < {min_accuracy} (mean over output classes of "
+                f"the share decoded right; accuracy {ex.accuracy:.3f}, {ex.how}): the variant does not compute "
+                f"the task, it answers some classes wrong")
+    return None
 
 
 def _saying(progress, source, done: int, total: int):
@@ -230,9 +264,9 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
                     report.errors.append({"task": name, "error": f"{type(exc).__name__}: {exc}",
                                           "traceback": traceback.format_exc()})
                     continue
-                if variant.exactness.accuracy < min_accuracy:
-                    report.skipped.append(f"{name}: accuracy {variant.exactness.accuracy:.3f} < {min_accuracy} "
-                                          f"({variant.exactness.how}): the variant does not compute the task")
+                refused = accuracy_refusal(variant.exactness, min_accuracy)
+                if refused:
+                    report.skipped.append(f"{name}: {refused}")
                     continue
                 try:
                     report.tasks.append(write_task(out / name, source, variant, seed, n_pairs))

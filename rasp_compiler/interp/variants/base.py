@@ -16,7 +16,9 @@ class Exactness:
     """How closely a variant reproduces the compiled model (and so ``rasp.evaluate``).
 
     ``accuracy``: share of checked inputs whose whole decoded output equals the
-    reference's; ``exact`` is ``accuracy == 1``. ``how`` says which inputs were checked
+    reference's; ``exact`` is ``accuracy == 1``. ``balanced_accuracy``: the mean over output
+    classes of the share of positions of that class decoded right (:func:`balanced_accuracy`;
+    None when not measured), so a model that always answers the majority class cannot pass. ``how`` says which inputs were checked
     ("exhaustive to length 4", "500 random"). ``metrics`` holds variant-specific figures,
     e.g. ``{"iia": 0.97, "strict_iia": 0.95}`` for a trained model.
     """
@@ -25,6 +27,7 @@ class Exactness:
     checked_inputs: int
     how: str
     metrics: Mapping[str, float] = field(default_factory=dict)
+    balanced_accuracy: float | None = None
 
     @property
     def exact(self) -> bool:
@@ -40,6 +43,9 @@ class Variant:
     truth: GroundTruth
     exactness: Exactness
     settings: Mapping[str, Any] = field(default_factory=dict)  # seed, scale, ... as given
+    # the compiled model (same residual basis) whose values label the pairs, when ``model``
+    # is not exact (noise): labels come from the program, never from an inexact model
+    reference: Any = None
 
 
 def check_inputs(model, exhaustive_limit: int = 2_000, n_random: int = 500, seed: int = 0) -> tuple[list, str]:
@@ -63,7 +69,35 @@ def measure_exactness(model, reference, inputs: list | None = None, how: str = "
     got = model.apply_batch(batch, backend="numpy")
     want = reference.apply_batch(batch, backend="numpy")
     good = sum(len(g) == len(w) and all(same_value(a, b) for a, b in zip(g, w)) for g, w in zip(got, want))
-    return Exactness(good / len(inputs) if inputs else 1.0, len(inputs), how, dict(metrics or {}))
+    return Exactness(good / len(inputs) if inputs else 1.0, len(inputs), how, dict(metrics or {}),
+                     balanced_accuracy(got, want, [len(x) for x in inputs], reference.config.output_numerical))
+
+
+N_BINS = 10  # numerical outputs: classes are this many equal-width bins of the reference's values
+
+
+def balanced_accuracy(got: list[list], want: list[list], lengths: list[int], numerical: bool) -> float:
+    """Mean over output classes of per-class accuracy, over every real position (1..n) of
+    every input: a position's class is the reference's value there (numerical outputs: its
+    bin among :data:`N_BINS` equal-width bins over the reference's values), and it is right
+    when the decoded value is the same (``same_value``: numerical outputs snap to the
+    nearest value they can take)."""
+    cls, right = [], []
+    for g, w, n in zip(got, want, lengths):
+        for p in range(1, n + 1):
+            cls.append(w[p])
+            right.append(p < len(g) and same_value(g[p], w[p]))
+    if not cls:
+        return 1.0
+    if numerical:
+        vals = np.array([np.nan if v is None else float(v) for v in cls])
+        lo, hi = np.nanmin(vals), np.nanmax(vals)
+        width = (hi - lo) / N_BINS or 1.0
+        cls = [None if np.isnan(v) else min(int((v - lo) / width), N_BINS - 1) for v in vals]
+    per: dict = {}
+    for c, r in zip(cls, right):
+        per.setdefault(repr(c), []).append(r)
+    return float(np.mean([np.mean(rs) for rs in per.values()]))
 
 
 def decoded_with_ablation(model, inputs: list, names: list[str] = ()) -> list[list]:
