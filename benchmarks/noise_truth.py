@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shutil
 import sys
 import time
@@ -201,7 +202,8 @@ def main() -> None:
         f"Measured by `{COMMAND}` on the acceptance set of issue 25 (`--programs lib --random 6 --seeds 0,1`, "
         f"variant noise, scale 0.01; export {t_export:.0f} s, re-check {t_check:.0f} s, Python "
         f"{platform.python_version()}); every figure re-computed from the written files with the format "
-        f"doc's forward pass in numpy float64:",
+        f"doc's forward pass in numpy float64 (the float32 column: the same weights in float32 arithmetic, "
+        f"as the methods and the torch loader run them):",
         "",
         "| figure | value |",
         "|---|---|",
@@ -217,8 +219,12 @@ def main() -> None:
         f"| max outside effect / gap (bound {OUTSIDE_EFFECT}) | {agg('outside_max', max):.1e} |",
         f"| labels checked against `rasp.evaluate` / wrong | {agg('labels', sum)} / {agg('label_errors', sum)} |",
     ]
-    if skipped:
-        lines += ["", "Skipped tasks (the export's notes):", ""] + [f"- `{n}`" for n in skipped]
+    for reason in reasons:
+        figs = [re.search(r"accuracy ([0-9.]+) <", n) for n in skipped if skip_reason(n.split(": ", 1)[1]) == reason]
+        names = [n.split(": ", 1)[0].replace("__noise__", " ") for n in skipped
+                 if skip_reason(n.split(": ", 1)[1]) == reason]
+        lines += ["", f"Skipped, {reason}: " + ", ".join(
+            f"`{name}`" + (f" ({m.group(1)})" if m else "") for name, m in zip(names, figs)) + "."]
     if dropped:
         lines += ["", "Dropped targets:", ""] + [f"- `{n}`: {d['target']}: {d['reason']}" for n, d in dropped]
     body = "\n".join(lines)
