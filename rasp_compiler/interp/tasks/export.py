@@ -226,9 +226,11 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
     minutes per program); a kind that does not apply to a
     program (its maker refuses it) is skipped with a note. ``progress(name, done, total)``
     is called after each program. A variant less accurate than ``min_accuracy`` (against
-    the compiled model, which equals ``rasp.evaluate``) is skipped with a note: its
-    circuit is not what it computes. ``on_written(folder, variant)`` is called after each
-    task is written (a check that it loads back as the variant it was written from).
+    the compiled model, which equals ``rasp.evaluate``; overall and balanced over output
+    classes, :func:`accuracy_refusal`) is skipped with a note: its circuit is not what it
+    computes. A noise task's targets pass :mod:`.truth_gate` or are dropped.
+    ``on_written(folder, variant)`` is called after each task is written (a check that it
+    loads back as the variant it was written from).
     """
     from rasp_compiler.interp.variants import make_variant
 
