@@ -18,7 +18,7 @@ import numpy as np
 from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.errors import InputError
 from rasp_compiler.model.config import ModelConfig, ModelLabels
-from rasp_compiler.model.tracr_view import CategoricalEncoder, NumericalEncoder, TransformerConfig
+from rasp_compiler.model.tracr_view import CategoricalEncoder, NumericalEncoder, TracrModel, TransformerConfig
 from rasp_compiler.model.transformer import Hooks, Widths, forward
 
 
@@ -76,6 +76,17 @@ class CompiledModel:
         c = self.config
         return TransformerConfig(num_heads=c.n_heads, num_layers=c.n_layers, key_size=c.d_head,
                                  mlp_hidden_size=c.d_mlp, causal=c.causal)
+
+    @property
+    def haiku_params(self) -> dict[str, dict[str, np.ndarray]]:
+        """The weights in tracr's nested haiku layout (a copy; see model/tracr_params.py)."""
+        from rasp_compiler.model.tracr_params import to_haiku
+        return to_haiku(self.params, self.config)
+
+    def as_tracr(self) -> TracrModel:
+        """This model under tracr's AssembledTransformerModel names: ``params`` (the haiku tree),
+        ``forward`` (haiku, with dm-haiku installed), ``apply``, encoders, config."""
+        return TracrModel(self)
 
     @property
     def n_params(self) -> int:

@@ -89,3 +89,55 @@ class TransformerConfig:
     activation_function: Callable = _relu
     layer_norm: bool = False
     causal: bool = False
+
+
+@dataclass(frozen=True)
+class TracrOutput:
+    """tracr's ``AssembledTransformerModelOutput`` fields (batch axis of 1 kept, as tracr's)."""
+
+    decoded: list  # BOS first; None where our decoding gives None (tracr's argmax cannot)
+    unembedded: Any
+    layer_outputs: list
+    residuals: list
+    attn_logits: list
+    transformer_output: Any
+    input_embeddings: Any
+
+
+class TracrModel:
+    """A compiled model under tracr's ``AssembledTransformerModel`` names, for tracr code that
+    reads or fine-tunes its parameter tree: ``params`` (tracr's nested layout,
+    :mod:`rasp_compiler.model.tracr_params`), ``forward(params, ids)`` (a haiku apply with
+    tracr's module names; needs dm-haiku), ``apply(tokens)``, ``model_config``,
+    ``input_encoder``, ``output_encoder``, ``residual_labels``. ``params`` is a copy: tuning it
+    leaves the compiled model as it was; ``apply(tokens, params)`` runs tuned parameters."""
+
+    def __init__(self, model):
+        self.model = model
+        self.params = model.haiku_params
+        self.model_config = model.model_config
+        self.input_encoder, self.output_encoder = model.input_encoder, model.output_encoder
+        self.residual_labels = model.residual_labels
+        self._transformed = None
+
+    @property
+    def forward(self) -> Callable:
+        if self._transformed is None:
+            from rasp_compiler.model.haiku_forward import haiku_forward
+            self._transformed = haiku_forward(self.model)
+        return self._transformed.apply
+
+    def get_compiled_model(self):
+        """The ``hk.Transformed`` forward itself (tracr returns its haiku module here)."""
+        self.forward  # noqa: B018 - builds it
+        return self._transformed
+
+    def apply(self, tokens: Sequence[Any], params=None) -> TracrOutput:
+        import numpy as np
+
+        ids = self.model.encode(tokens)[None, : len(tokens)]
+        out = self.forward(self.params if params is None else params, ids)
+        decoded = self.model._decode(np.asarray(out.logits[0]), self.model._n_real(tokens))
+        t = out.transformer_output
+        return TracrOutput(decoded, out.unembedded_output, t.layer_outputs, t.residuals, t.attn_logits, t.output,
+                           t.input_embeddings)
