@@ -1,8 +1,10 @@
 """rasp_compiler: compile RASP programs into exact, fully labelled transformer weights."""
 
 from rasp_compiler import errors, rasp
+from rasp_compiler.errors import BlendedValueError, UnprovenAggregateWarning
 
-__all__ = ["rasp", "errors", "compile_rasp_to_model", "load_model", "save_model"]
+__all__ = ["rasp", "errors", "compile_rasp_to_model", "load_model", "save_model", "BlendedValueError",
+           "UnprovenAggregateWarning"]
 __version__ = "0.1.0"
 
 

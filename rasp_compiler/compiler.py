@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -21,6 +22,7 @@ from rasp_compiler.graph.validate import validate
 from rasp_compiler.graph.value_sets import distinct_values, infer_value_sets
 from rasp_compiler.model.assemble import assemble
 from rasp_compiler.model.compiled import CompiledModel
+from rasp_compiler.model.guard import OneHotGuard
 from rasp_compiler.model.size import check_size, check_size_early
 from rasp_compiler.rasp import core
 
@@ -39,13 +41,20 @@ class Compilation:
 
 def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: int, causal: bool = False,
                           compiler_bos: Any = "BOS", compiler_pad: Any = "PAD",
-                          mlp_exactness: int = 100, limits: _limits.Limits | None = None) -> CompiledModel:
+                          mlp_exactness: int = 100, limits: _limits.Limits | None = None,
+                          strict: bool = False) -> CompiledModel:
     """Compile a RASP program into a transformer that reproduces ``rasp.evaluate`` exactly.
 
     The arguments are tracr's. ``mlp_exactness`` is accepted for compatibility and
     ignored: MLP slopes come from the gaps between the values each MLP must separate,
     and attention sharpness from ``max_seq_len``, so there is no accuracy knob to turn.
     ``limits`` bounds the sizes the compiler will allocate (see :mod:`rasp_compiler.limits`).
+
+    A categorical Aggregate that no rule proves to copy one value, on a program with too
+    many inputs to try them all, compiles with an :class:`UnprovenAggregateWarning`, is
+    listed in ``model.config.unproven_aggregates`` and is guarded at run time (``apply``
+    raises :class:`BlendedValueError` on an input where it blends values); ``strict=True``
+    refuses it with :class:`UnsupportedProgramError` instead.
     """
     lim = limits if limits is not None else _limits.default()
     if not isinstance(lim, _limits.Limits):
@@ -64,7 +73,7 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
         graph = build_graph(program)
         value_sets = infer_value_sets(graph, vocab, max_seq_len, lim)
         check_size_early(graph, value_sets, len(vocab), max_seq_len, lim)
-        validate(graph, value_sets, vocab, max_seq_len, causal, lim)
+        unproven = validate(graph, value_sets, vocab, max_seq_len, causal, lim, strict=bool(strict))
         check_precision(graph, value_sets, max_seq_len)
         sched = schedule(graph)
         layout = build_layout(graph, value_sets, sched)
@@ -75,8 +84,9 @@ def compile_rasp_to_model(program: core.SOp, vocab: Iterable[Any], max_seq_len: 
         checked = check_blocks(graph, value_sets, layout, blocks, max_seq_len)
         config, params, labels, widths = assemble(graph, value_sets, sched, layout, blocks, vocab, max_seq_len,
                                                   compiler_bos, compiler_pad, causal)
+        config = dataclasses.replace(config, unproven_aggregates=unproven)
     return CompiledModel(config, params, labels, Compilation(graph, value_sets, sched, layout, blocks, checked),
-                         widths=widths)
+                         widths=widths, one_hot=OneHotGuard.from_layout(layout, max_seq_len))
 
 
 MAX_TOKEN_DEPTH = 64  # nesting of tuple tokens: deeper ones cannot be written, printed or hashed safely

@@ -21,6 +21,25 @@ class AggregateError(EvaluationError):
     """A categorical Aggregate selected positions holding different values."""
 
 
+class BlendedValueError(RaspCompilerError, ValueError):
+    """At run time a categorical SOp held no single value (e.g. an unproven Aggregate averaged
+    two different values); raised by the one-hot guard of ``apply``, naming SOp, position and input."""
+
+    def __init__(self, message: str, *, sop: str = "", position: int = -1, input: list | None = None):
+        self.sop, self.position, self.input = sop, position, input
+        super().__init__(message)
+
+
+class UnprovenAggregateWarning(UserWarning):
+    """A categorical Aggregate compiled without a proof that it copies one value: no rule proves
+    it and there are too many inputs to try them all. It is recorded in the model's
+    ``config.unproven_aggregates`` and guarded at run time; ``strict=True`` refuses it instead."""
+
+    def __init__(self, message: str, *, label: str = ""):
+        self.label = label
+        super().__init__(message)
+
+
 class InputError(RaspCompilerError, ValueError):
     """An input sequence is not valid for a program or model (token, length, BOS)."""
 

@@ -73,18 +73,20 @@ def expected_output(program: core.SOp, xs: Sequence[Any], causal: bool = False) 
 
 def check_model(model, program: core.SOp, inputs: Iterable[Sequence[Any]], batch_size: int = 256,
                 backend: str = "auto", progress: Callable[[int], None] | None = None,
-                max_mismatches: int = 20) -> Report:
+                max_mismatches: int = 20, guard: bool = True) -> Report:
     """Run ``model`` on every input (batched) and compare with the evaluator.
 
     ``backend="auto"`` runs small chunks in numpy (no compile wait) and large ones in
-    jitted JAX (faster once compiled).
+    jitted JAX (faster once compiled). ``guard``: the model's one-hot guard runs too, so
+    an input on which an unproven Aggregate blends values raises
+    :class:`~rasp_compiler.errors.BlendedValueError` naming SOp, position and input.
     """
     bos = model.config.bos
     checked, n_bad, examples = 0, 0, []
     it = iter(inputs)
     while chunk := [list(x) for x in itertools.islice(it, batch_size)]:
         chosen = backend if backend != "auto" else ("jax" if len(chunk) >= 128 else "numpy")
-        outs = model.apply_batch([[bos, *x] for x in chunk], backend=chosen)
+        outs = model.apply_batch([[bos, *x] for x in chunk], backend=chosen, guard=guard)
         for xs, out in zip(chunk, outs):
             want = expected_output(program, xs, model.config.causal)
             if len(out) - 1 != len(want) or not all(same_value(g, w) for g, w in zip(out[1:], want)):

@@ -4,7 +4,9 @@ is refused with a clear error (issue 14, classes 1-3)."""
 import pytest
 
 from rasp_compiler import compile_rasp_to_model, rasp
-from rasp_compiler.errors import InputError, UnsupportedProgramError, ValueSetError
+from rasp_compiler.errors import (
+    BlendedValueError, InputError, UnprovenAggregateWarning, UnsupportedProgramError, ValueSetError,
+)
 from rasp_compiler.verify import check_model, exhaustive_inputs
 
 
@@ -69,12 +71,19 @@ def _rare_conflict():
     return rasp.Aggregate(sel, rasp.indices).named("rare")
 
 
-def test_rare_input_conflict_is_refused():
+def test_rare_input_conflict_is_refused_under_strict_and_caught_at_run_time_otherwise():
     program = _rare_conflict()
+    conflict = ["e", "a", "a", "a", "a", "e"]
     with pytest.raises(Exception, match="differing values"):  # strict: a head copies one value (tracr's evaluator averages)
-        rasp.evaluate(program, ["e", "a", "a", "a", "a", "e"], strict=True)
+        rasp.evaluate(program, conflict, strict=True)
     with pytest.raises(UnsupportedProgramError, match="rare may select positions of indices holding different"):
-        compile_rasp_to_model(program, {"a", "b", "c", "d", "e"}, 6)
+        compile_rasp_to_model(program, {"a", "b", "c", "d", "e"}, 6, strict=True)
+    with pytest.warns(UnprovenAggregateWarning, match="rare may select positions of indices holding different"):
+        model = compile_rasp_to_model(program, {"a", "b", "c", "d", "e"}, 6)
+    with pytest.raises(BlendedValueError, match=r"rare holds no single value at position 1 .*'e', 'a', 'a'"):
+        model.apply(["BOS", *conflict])
+    fine = [["e", "a", "a", "a", "a", "b"], ["a", "b", "c", "d", "e", "e"], ["e"], ["b", "e", "e"]]
+    assert check_model(model, program, fine).exact
 
 
 def test_conflict_found_by_trying_every_small_input():

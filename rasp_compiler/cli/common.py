@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -85,6 +86,10 @@ def _error(message: str) -> None:
     err.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", soft_wrap=True)
 
 
+def _warning(message: str) -> None:
+    err.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", soft_wrap=True)
+
+
 app = _App(
     name="rasp-compiler",
     help="Compile RASP programs into exact, fully labelled transformer weights.\n\n"
@@ -128,6 +133,12 @@ InputOpt = Annotated[str, typer.Option("--input", "-i", help='The input tokens, 
                                        "(split on whitespace, or on --sep).")]
 SepOpt = Annotated[Optional[str], typer.Option("--sep", help="Separator of --input items (default: whitespace).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Refuse a categorical Aggregate that no rule proves to copy one value (by default it "
+                     "compiles with a warning, is listed by inspect and is guarded at run time).")]
+NoGuardOpt = Annotated[bool, typer.Option(
+    "--no-guard", help="Skip the run-time check that every categorical SOp holds one value at every "
+                       "position (faster; a blended value then goes unreported).")]
 BackendOpt = Annotated[Backend, typer.Option("--backend", help="Forward pass: numpy (no compile wait) or jax.",
                                              case_sensitive=False)]
 
@@ -289,7 +300,7 @@ def _program_of_model(model: Any) -> tuple[Any, str | None]:
 
 
 def _compile(loaded: Loaded, vocab: str | None, vocab_type: VocabType, max_seq_len: int | None,
-             causal: bool, bos: str, pad: str) -> Any:
+             causal: bool, bos: str, pad: str, strict: bool = False) -> Any:
     if loaded.library is not None:
         tokens = _parse_vocab(vocab, vocab_type) if vocab is not None else list(loaded.library.vocab)
         max_seq_len = max_seq_len or loaded.library.max_seq_len
@@ -302,8 +313,17 @@ def _compile(loaded: Loaded, vocab: str | None, vocab_type: VocabType, max_seq_l
         tokens = _parse_vocab(vocab, vocab_type)
     from rasp_compiler.compiler import compile_rasp_to_model
 
-    model = compile_rasp_to_model(loaded.program, tokens, max_seq_len, causal=causal,
-                                  compiler_bos=bos, compiler_pad=pad)
+    from rasp_compiler.errors import UnprovenAggregateWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnprovenAggregateWarning)
+        model = compile_rasp_to_model(loaded.program, tokens, max_seq_len, causal=causal,
+                                      compiler_bos=bos, compiler_pad=pad, strict=strict)
+    for w in caught:  # one yellow line each (an UnprovenAggregateWarning names the node and why)
+        if issubclass(w.category, UnprovenAggregateWarning):
+            _warning(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     model.source = loaded.source
     model.metadata = {"program": loaded.origin}
     loaded.model = model
@@ -312,11 +332,11 @@ def _compile(loaded: Loaded, vocab: str | None, vocab_type: VocabType, max_seq_l
 
 def _load(spec: str, *, vocab: str | None = None, vocab_type: VocabType = VocabType.auto,
           max_seq_len: int | None = None, output: str | None = None, causal: bool = False,
-          bos: str = "BOS", pad: str = "PAD", need_program: bool = False) -> Loaded:
+          bos: str = "BOS", pad: str = "PAD", need_program: bool = False, strict: bool = False) -> Loaded:
     """Compile a program, or load a weight file (and the program it stores)."""
     if _is_program(spec):
         loaded = _load_program(spec, output)
-        _compile(loaded, vocab, vocab_type, max_seq_len, causal, bos, pad)
+        _compile(loaded, vocab, vocab_type, max_seq_len, causal, bos, pad, strict)
         return loaded
     path = Path(spec)
     if not path.exists():
@@ -331,6 +351,12 @@ def _load(spec: str, *, vocab: str | None = None, vocab_type: VocabType = VocabT
     from rasp_compiler.export import load_model
 
     model = load_model(path)
+    if strict and model.config.unproven_aggregates:
+        from rasp_compiler.errors import UnsupportedProgramError
+
+        raise UnsupportedProgramError(
+            f"{spec} was compiled with categorical Aggregates no rule proves to copy one value "
+            f"({', '.join(model.config.unproven_aggregates)}); --strict refuses such a model")
     program, _ = _program_of_model(model)
     if need_program and program is None:
         raise RaspCompilerError(f"{spec} stores no program (no source text, no library name), so there is "

@@ -17,6 +17,7 @@ from rasp_compiler.cli.common import (
     MaxLenOpt,
     OutputOpt,
     PadOpt,
+    StrictOpt,
     VocabOpt,
     VocabType,
     VocabTypeOpt,
@@ -42,6 +43,7 @@ def inspect_command(
     bos: BosOpt = "BOS",
     pad: PadOpt = "PAD",
     vocab_type: VocabTypeOpt = VocabType.auto,
+    strict: StrictOpt = False,
 ) -> None:
     """Print a model's layers, heads, MLPs and residual layout; optionally plot them.
 
@@ -50,7 +52,7 @@ def inspect_command(
     from rasp_compiler.export import model_metadata
 
     loaded = _load(target, vocab=vocab, vocab_type=vocab_type, max_seq_len=max_seq_len, output=output,
-                   causal=causal, bos=bos, pad=pad)
+                   causal=causal, bos=bos, pad=pad, strict=strict)
     model = loaded.model
     graph = model_metadata(model).get("graph")
     _print_inspection(model, graph, loaded)
@@ -95,6 +97,10 @@ def _print_inspection(model: Any, graph: dict | None, loaded: Loaded) -> None:
     kind = "numerical" if c.output_numerical else "categorical"
     values = " ".join(_fmt(v) for v in c.output_values)
     summary.add_row("output", escape(f"{c.output}: {kind}, {len(c.output_values)} values: {values}"))
+    unproven = c.unproven_aggregates
+    summary.add_row("unproven", escape(
+        f"{', '.join(unproven)}: categorical Aggregates no rule proves to copy one value (run-time guarded; "
+        f"compile with --strict to refuse them)") if unproven else "none (every categorical Aggregate proven)")
     summary.add_row("program", "stored source text" if model.source else
                     ("library reference" if origin and origin.startswith(LIB_PREFIX) else "not stored"))
     out.print(summary)

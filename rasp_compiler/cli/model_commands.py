@@ -22,10 +22,12 @@ from rasp_compiler.cli.common import (
     InputOpt,
     JsonOpt,
     MaxLenOpt,
+    NoGuardOpt,
     OutputOpt,
     PadOpt,
     RaspCompilerError,
     SepOpt,
+    StrictOpt,
     VocabOpt,
     VocabType,
     VocabTypeOpt,
@@ -59,6 +61,7 @@ def compile_command(
     bos: BosOpt = "BOS",
     pad: PadOpt = "PAD",
     vocab_type: VocabTypeOpt = VocabType.auto,
+    strict: StrictOpt = False,
 ) -> None:
     """Compile PROGRAM into a weight file (.safetensors with JSON metadata).
 
@@ -69,7 +72,7 @@ def compile_command(
 
     t0 = time.perf_counter()
     loaded = _load_program(program, output)
-    model = _compile(loaded, vocab, vocab_type, max_seq_len, causal, bos, pad)
+    model = _compile(loaded, vocab, vocab_type, max_seq_len, causal, bos, pad, strict)
     took = time.perf_counter() - t0
     target = out_file or Path((loaded.program.label if loaded.library else Path(program).stem) + ".safetensors")
     save_model(model, target)
@@ -80,6 +83,8 @@ def compile_command(
     out.print(f"vocab {escape(' '.join(map(str, c.vocab)))}, max_seq_len {c.max_seq_len}"
               f"{', causal' if c.causal else ''}"
               + (f"; blocks self-checked on {checked:,} input cases" if checked else ""))
+    if c.unproven_aggregates:
+        out.print(f"unproven (guarded at run time): {escape(', '.join(c.unproven_aggregates))}")
     out.print(f"wrote {escape(str(target))} ({target.stat().st_size:,} bytes)")
 
 
@@ -114,6 +119,8 @@ def run_command(
     sep: SepOpt = None,
     backend: BackendOpt = Backend.numpy,
     as_json: JsonOpt = False,
+    strict: StrictOpt = False,
+    no_guard: NoGuardOpt = False,
 ) -> None:
     """Run a model on one input and print its decoded output.
 
@@ -125,10 +132,10 @@ def run_command(
     from rasp_compiler.verify import expected_output, same_value
 
     loaded = _load(target, vocab=vocab, vocab_type=vocab_type, max_seq_len=max_seq_len, output=output,
-                   causal=causal, bos=bos, pad=pad)
+                   causal=causal, bos=bos, pad=pad, strict=strict)
     model = loaded.model
     xs = _tokens_for_vocab(_split_input(input, sep), model.config.vocab)
-    got = model.apply([model.config.bos, *xs], backend=backend.value).decoded[1:]
+    got = model.apply([model.config.bos, *xs], backend=backend.value, guard=not no_guard).decoded[1:]
     want, problem = None, None
     if loaded.program is not None:
         try:
@@ -209,6 +216,8 @@ def verify_command(
     pad: PadOpt = "PAD",
     vocab_type: VocabTypeOpt = VocabType.auto,
     backend: BackendOpt = Backend.numpy,
+    strict: StrictOpt = False,
+    no_guard: NoGuardOpt = False,
 ) -> None:
     """Check a model against the evaluator; exit status 1 on any mismatch.
 
@@ -220,8 +229,8 @@ def verify_command(
     if exhaustive and random_n is not None:
         raise typer.BadParameter("give --exhaustive or --random N, not both", param_hint="--random")
     loaded = _load(target, vocab=vocab, vocab_type=vocab_type, max_seq_len=max_seq_len, output=output,
-                   causal=causal, bos=bos, pad=pad, need_program=True)
-    report = _verify(loaded.model, loaded.program, exhaustive, random_n, seed, backend.value)
+                   causal=causal, bos=bos, pad=pad, need_program=True, strict=strict)
+    report = _verify(loaded.model, loaded.program, exhaustive, random_n, seed, backend.value, guard=not no_guard)
     _print_report(report, show)
     if not report.exact:
         raise typer.Exit(1)
@@ -232,7 +241,7 @@ def _count_inputs(n_vocab: int, max_len: int) -> int:
 
 
 def _verify(model: Any, program: Any, exhaustive: bool, random_n: int | None, seed: int,
-            backend: str = "numpy", console: Console | None = None) -> Any:
+            backend: str = "numpy", console: Console | None = None, guard: bool = True) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rasp_compiler.verify import check_model, exhaustive_inputs, random_inputs
@@ -249,7 +258,7 @@ def _verify(model: Any, program: Any, exhaustive: bool, random_n: int | None, se
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("verify", total=n)
-        report = check_model(model, program, inputs, backend=backend,
+        report = check_model(model, program, inputs, backend=backend, guard=guard,
                              progress=lambda k: progress.advance(task, k))
     return report
 

@@ -19,6 +19,7 @@ _VALUE_FIELDS = ("bos", "pad")
 _VALUE_LIST_FIELDS = ("vocab", "output_values")
 _INT_FIELDS = ("n_layers", "n_heads", "d_model", "d_head", "d_mlp", "max_seq_len")
 _BOOL_FIELDS = ("causal", "output_numerical")
+_OPTIONAL_FIELDS = ("unproven_aggregates",)  # added later: files without them still load
 
 VALUE_ENCODING_NOTE = (
     'values are JSON values; a tuple is {"t": "tuple", "v": [...]}, a frozenset '
@@ -40,7 +41,7 @@ def config_from_json(data: Any) -> ModelConfig:
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     names = [f.name for f in dataclasses.fields(ModelConfig)]
-    missing = [n for n in names if n not in data]
+    missing = [n for n in names if n not in data and n not in _OPTIONAL_FIELDS]
     unknown = sorted(set(data) - set(names))
     if missing or unknown:
         raise ValueError(f"missing keys {missing}, unknown keys {unknown}" if unknown else f"missing keys {missing}")
@@ -53,6 +54,9 @@ def config_from_json(data: Any) -> ModelConfig:
             raise ValueError(f"{key} must be true or false, got {data[key]!r}")
     if not isinstance(data["output"], str):
         raise ValueError(f"output must be a string (the output SOp's label), got {data['output']!r}")
+    unproven = data.get("unproven_aggregates", [])
+    if not isinstance(unproven, list) or not all(isinstance(x, str) for x in unproven):
+        raise ValueError(f"unproven_aggregates must be a list of SOp labels, got {unproven!r}")
     fields = dict(data)
     for key in _VALUE_FIELDS:
         fields[key] = decode_value(data[key])

@@ -16,6 +16,8 @@ safetensors header's ``__metadata__`` (string values only):
 ``program``         JSON: where the program came from (``origin``, ``output``), when known
 ``source``          text RASP of the program, when it came from text
 ``extra``           JSON of ``model.metadata["extra"]``, when set
+``one_hot_guard``   JSON: the categorical subspaces the run-time one-hot guard checks
+                    (a model in its compiled basis only; see :mod:`rasp_compiler.model.guard`)
 
 Nothing is ever unpickled or evaluated: loading parses JSON and copies arrays. Before
 reading the tensors, the header length is checked against the file size, JSON nesting
@@ -42,6 +44,7 @@ from rasp_compiler.export.metadata import (
 )
 from rasp_compiler.export.safetensors_bytes import safetensors_bytes
 from rasp_compiler.model.compiled import CompiledModel
+from rasp_compiler.model.guard import OneHotGuard
 
 FORMAT = "rasp_compiler.model"
 FORMAT_VERSION = "2"
@@ -115,6 +118,8 @@ def model_metadata(model: CompiledModel) -> dict:
     out = {k: meta[k] for k in _JSON_KEYS if meta.get(k) is not None}
     if model.compilation is not None:
         out["graph"] = graph_metadata(model.compilation, model.labels)
+    if getattr(model, "one_hot", None) is not None:  # the model's own, never copied metadata (variants have none)
+        out["one_hot_guard"] = model.one_hot.to_json()
     return out
 
 
@@ -353,5 +358,11 @@ def load_model(path: str | os.PathLike) -> CompiledModel:
             check(info[key])
         except ValueError as exc:
             raise ModelFileError(f"{where}: bad metadata {key!r}: {exc}") from None
+    one_hot = None
+    if "one_hot_guard" in meta:
+        try:
+            one_hot = OneHotGuard.from_json(_json(meta, "one_hot_guard", where), config.d_model)
+        except ValueError as exc:
+            raise ModelFileError(f"{where}: bad metadata 'one_hot_guard': {exc}") from None
     source = meta.get("source")
-    return CompiledModel(config, params, labels, None, source, metadata=info)
+    return CompiledModel(config, params, labels, None, source, metadata=info, one_hot=one_hot)

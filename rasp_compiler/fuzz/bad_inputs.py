@@ -109,9 +109,9 @@ def _reverse() -> rasp.SOp:
     return rasp.Aggregate(rasp.Select(rasp.indices, opp, C.EQ), rasp.tokens).named("reverse")
 
 
-def _compile(program, vocab=ABC, max_seq_len=4, causal=False):
+def _compile(program, vocab=ABC, max_seq_len=4, causal=False, strict=False):
     from rasp_compiler.compiler import compile_rasp_to_model
-    return compile_rasp_to_model(program, set(vocab), max_seq_len, causal=causal)
+    return compile_rasp_to_model(program, set(vocab), max_seq_len, causal=causal, strict=strict)
 
 
 def _export():
@@ -522,10 +522,24 @@ def _merged_floats_compared(ctx):
     _compile(rasp.categorical(rasp.Map(lambda v: v == 0.3, x, simplify=False)).named("is_point_3"))
 
 
-def _rare_aggregate(ctx):
+def _rare_program():
     sel = rasp.SelectorAnd(rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == "e"),
                            rasp.Select(rasp.indices, rasp.indices, lambda k, q: k in (0, 5)))
-    _compile(rasp.Aggregate(sel, rasp.indices).named("rare"), vocab="abcde", max_seq_len=6)
+    return rasp.Aggregate(sel, rasp.indices).named("rare")
+
+
+def _rare_aggregate(ctx):
+    _compile(_rare_program(), vocab="abcde", max_seq_len=6, strict=True)
+
+
+def _rare_aggregate_blends(ctx):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.UnprovenAggregateWarning)
+        model = _compile(_rare_program(), vocab="abcde", max_seq_len=6)
+    model.apply(["BOS", "a", "b", "c", "d"])  # no "e": the Aggregate selects nothing, no blend
+    model.apply(["BOS", "e", "a", "b", "c", "d", "e"])
 
 
 def _copy_20000(ctx):
@@ -768,8 +782,11 @@ CASES: tuple[Case, ...] = (
          "numerical 0.1 + 0.2 and 0.3, then a Map testing == 0.3",
          _merged_floats_compared, errors.ValueSetError, ("is_point_3", "float rounding", "round")),
     Case("categorical Aggregate conflicting on rare inputs", "program",
-         "selects positions 0 and 5 only when both hold 'e' (vocab of 5, length 6)",
+         "selects positions 0 and 5 only when both hold 'e' (vocab of 5, length 6), strict=True",
          _rare_aggregate, errors.UnsupportedProgramError, ("rare", "different values", "numerical")),
+    Case("unproven Aggregate blending at run time", "input",
+         "the same program compiled without strict (UnprovenAggregateWarning), run on e a b c d e",
+         _rare_aggregate_blends, errors.BlendedValueError, ("rare", "position 1", "'e', 'a', 'b'", "unproven")),
     Case("copy at max_seq_len 20000", "program", "Aggregate(Select(indices, indices, EQ), tokens), n = 20000",
          _copy_20000, errors.ResourceLimitError, ("GiB", "max_weight_bytes", "indices")),
     Case("vocab of 300,000 ints", "program", "compile with vocab=range(300_000)",

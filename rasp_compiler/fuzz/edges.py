@@ -240,7 +240,8 @@ def check_edge(case: EdgeCase) -> EdgeResult:
 
     start = time.perf_counter()
     try:
-        model = compile_rasp_to_model(case.program, case.vocab, case.max_seq_len, limits=case.limits)
+        model = compile_rasp_to_model(case.program, case.vocab, case.max_seq_len, limits=case.limits,
+                                      strict=True)  # refused or exact: nothing left to a run-time guard
     except _REFUSALS as exc:
         return EdgeResult(case, "refused", f"{type(exc).__name__}: {exc}", 0, time.perf_counter() - start)
     except Exception as exc:  # a crash is a mismatch: every failure must be a clear refusal

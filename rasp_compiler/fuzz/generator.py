@@ -540,9 +540,11 @@ def rejection_reason(error: str, message: str) -> str:
     return f"{error}: {text[:160]}"
 
 
-def compile_generated(seed: int, depth: int = 3, *, max_attempts: int = 30, **options: Any) -> CompiledProgram:
+def compile_generated(seed: int, depth: int = 3, *, max_attempts: int = 30, strict: bool = False,
+                      **options: Any) -> CompiledProgram:
     """Generate and compile; a program the compiler rejects (UnsupportedProgramError) is
-    replaced by the next attempt for the same seed, and the rejection is recorded."""
+    replaced by the next attempt for the same seed, and the rejection is recorded.
+    ``strict`` is the compiler's (refuse unproven categorical Aggregates)."""
     import time
 
     from rasp_compiler.compiler import compile_rasp_to_model
@@ -556,7 +558,7 @@ def compile_generated(seed: int, depth: int = 3, *, max_attempts: int = 30, **op
             continue
         start = time.perf_counter()
         try:
-            model = compile_rasp_to_model(gen.program, gen.vocab, gen.max_seq_len, causal=gen.causal)
+            model = compile_rasp_to_model(gen.program, gen.vocab, gen.max_seq_len, causal=gen.causal, strict=strict)
         except UnsupportedProgramError as exc:
             rejections.append(Rejection(seed, attempt, type(exc).__name__, str(exc)))
             continue

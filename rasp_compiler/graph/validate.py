@@ -6,10 +6,11 @@ Each error names the SOp, says why, and says what to write instead.
 from __future__ import annotations
 
 import itertools
+import warnings
 from numbers import Number
 from typing import Any, Sequence
 
-from rasp_compiler.errors import AggregateError, CausalityError, UnsupportedProgramError
+from rasp_compiler.errors import AggregateError, CausalityError, UnprovenAggregateWarning, UnsupportedProgramError
 from rasp_compiler.graph.aggregate_proof import proven_single_valued
 from rasp_compiler.graph.nodes import Kind, ProgramGraph
 from rasp_compiler.limits import Limits, default as default_limits
@@ -21,7 +22,10 @@ EXHAUSTIVE_AGGREGATE_INPUTS = 4096
 
 
 def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_len: int, causal: bool,
-             limits: Limits | None = None) -> None:
+             limits: Limits | None = None, strict: bool = False) -> tuple[str, ...]:
+    """Raise for what cannot be compiled; return the labels of the categorical Aggregates
+    compiled unproven (each warned about with :class:`UnprovenAggregateWarning`; with
+    ``strict`` the first of them is refused instead)."""
     for label in pg.topological():
         node = pg.nodes[label]
         for t in node.terms:
@@ -56,7 +60,7 @@ def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_l
                 f"aggregate a categorical SOp")
         if causal and node.kind in (Kind.ATTENTION, Kind.WIDTH):
             _check_causal(node, max_seq_len)
-    _check_categorical_aggregates(pg, value_sets, vocab, max_seq_len, limits or default_limits())
+    return _check_categorical_aggregates(pg, value_sets, vocab, max_seq_len, limits or default_limits(), strict)
 
 
 def _need_numeric_values(label: str, values, what: str) -> None:
@@ -129,28 +133,35 @@ def _positional_values(sop: core.SOp, n: int) -> list | None:
         return None
 
 
-def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: int, lim: Limits) -> None:
+def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: int, lim: Limits,
+                                  strict: bool = False) -> tuple[str, ...]:
     """A categorical Aggregate compiles to a head that copies one value, so it must never
     select positions holding different values. Proven from the selector and value sets
     (see :mod:`rasp_compiler.graph.aggregate_proof`); where that fails, every input is
-    evaluated if there are at most ``EXHAUSTIVE_AGGREGATE_INPUTS`` of them; otherwise
-    the program is refused. Never sampled: a conflict on a rare input must not compile."""
+    evaluated if there are at most ``EXHAUSTIVE_AGGREGATE_INPUTS`` of them (a conflict
+    found is refused). Otherwise the Aggregate is unproven: never sampled (a conflict on a
+    rare input would slip through), it compiles with a warning and the run-time one-hot
+    guard catches a blend; ``strict`` refuses it."""
     unproven = [pg.nodes[label] for label in pg.topological()
                 if pg.nodes[label].kind is Kind.ATTENTION and not pg.nodes[label].numerical
                 and not proven_single_valued(pg.nodes[label], pg, value_sets, lim)]
     if not unproven:
-        return
+        return ()
     tokens = sorted(vocab, key=repr)
     count = _input_count(len(tokens), n, EXHAUSTIVE_AGGREGATE_INPUTS)
     if count > EXHAUSTIVE_AGGREGATE_INPUTS:
-        node = unproven[0]
-        raise UnsupportedProgramError(
-            f"categorical Aggregate {node.label} may select positions of {node.aggregated} holding different "
-            f"values, which one head cannot copy: its selector is not known to select at most one position, "
-            f"nor only positions whose {node.aggregated} values are equal, and there are too many inputs "
-            f"(more than {EXHAUSTIVE_AGGREGATE_INPUTS}) to try them all. Make it numerical "
-            f"(a mean), select one position (e.g. Select(indices, q, EQ)), or aggregate the key SOp itself "
-            f"(or a function of it) under EQ")
+        if strict:
+            raise UnsupportedProgramError(_unproven_reason(unproven[0]) + (
+                ". Make it numerical (a mean), select one position (e.g. Select(indices, q, EQ)), or aggregate "
+                "the key SOp itself (or a function of it) under EQ"))
+        for node in unproven:
+            warnings.warn(UnprovenAggregateWarning(
+                f"{_unproven_reason(node)}; compiled unproven: recorded in the model's "
+                f"config.unproven_aggregates and guarded at run time (apply raises BlendedValueError on an "
+                f"input where it blends values); strict=True refuses it. To have it proven, make it numerical "
+                f"(a mean) or select one position (e.g. Select(indices, q, EQ))", label=node.label),
+                stacklevel=4)
+        return tuple(node.label for node in unproven)
     for length in range(1, n + 1):  # every input: causal prefixes are inputs too
         for xs in itertools.product(tokens, repeat=length):
             try:
@@ -161,6 +172,14 @@ def _check_categorical_aggregates(pg: ProgramGraph, value_sets: dict, vocab, n: 
                 ) from exc
             except Exception:  # other evaluation errors are the user's to see when running
                 continue
+    return ()
+
+
+def _unproven_reason(node) -> str:
+    return (f"categorical Aggregate {node.label} may select positions of {node.aggregated} holding different "
+            f"values, which one head cannot copy: its selector is not known to select at most one position, "
+            f"nor only positions whose {node.aggregated} values are equal, and there are too many inputs "
+            f"(more than {EXHAUSTIVE_AGGREGATE_INPUTS}) to try them all")
 
 
 def _input_count(n_tokens: int, n: int, cap: int) -> int:

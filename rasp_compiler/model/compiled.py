@@ -18,6 +18,7 @@ import numpy as np
 from rasp_compiler.blas import one_blas_thread
 from rasp_compiler.errors import InputError
 from rasp_compiler.model.config import ModelConfig, ModelLabels
+from rasp_compiler.model.guard import OneHotGuard
 from rasp_compiler.model.tracr_view import CategoricalEncoder, NumericalEncoder, TracrModel, TransformerConfig
 from rasp_compiler.model.transformer import Hooks, Widths, forward
 
@@ -32,8 +33,11 @@ class RunResult:
 class CompiledModel:
     def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], labels: ModelLabels,
                  compilation: Any = None, source: str | None = None, *, metadata: dict | None = None,
-                 widths: Sequence[Widths] | None = None):
+                 widths: Sequence[Widths] | None = None, one_hot: OneHotGuard | None = None):
         self.config = config
+        # The categorical subspaces the run-time guard checks; None for a model not in its
+        # compiled basis (variants), which is then not guarded.
+        self.one_hot = one_hot
         self.params = params
         # Widths in use per layer (from assembly): the numpy forward skips the zero padding
         # beyond them, for as long as the weights are these very arrays, made read-only.
@@ -47,7 +51,7 @@ class CompiledModel:
         self.metadata = metadata  # descriptive metadata of the weight file it was loaded from (graph, program)
         self._ids = {tok: i for i, tok in enumerate(config.input_tokens)}
         self._jax_params = None
-        self._jitted = None  # the jitted forward pass, built on first use
+        self._jitted = {}  # the jitted forward pass (with and without the residual), built on first use
 
     # sizes and labels ---------------------------------------------------------
     @property
@@ -147,21 +151,24 @@ class CompiledModel:
                 return i
         return len(tokens)
 
-    def apply(self, tokens: Sequence[Any], backend: str = "numpy") -> RunResult:
+    def apply(self, tokens: Sequence[Any], backend: str = "numpy", guard: bool = True) -> RunResult:
         """Run one sequence. The default numpy backend runs the same forward pass with no
-        compile wait; ``backend="jax"`` uses the jitted JAX model (compiled on first use)."""
-        out = self._run(self.encode(tokens)[None], backend=backend)[0]
+        compile wait; ``backend="jax"`` uses the jitted JAX model (compiled on first use).
+        ``guard`` checks that every categorical SOp holds one value at every position
+        (:mod:`rasp_compiler.model.guard`), raising :class:`BlendedValueError` if not."""
+        out = self._run(self.encode(tokens)[None], backend, [tokens], guard)[0]
         return RunResult(self._decode(out[: len(tokens)], self._n_real(tokens)), out[: len(tokens)])
 
-    def apply_batch(self, batch: Sequence[Sequence[Any]], backend: str = "jax") -> list[list]:
-        """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
+    def apply_batch(self, batch: Sequence[Sequence[Any]], backend: str = "jax", guard: bool = True) -> list[list]:
+        """Decoded outputs of many sequences (each starting with BOS) in one forward pass;
+        ``guard`` as in :meth:`apply`."""
         batch = _token_lists(batch, self.config.bos)
         if not batch:
             return []
         ids = np.stack([self.encode(t) for t in batch])
         size = 1 << (len(ids) - 1).bit_length()  # pad the batch to a power of two: few shapes to compile
         ids = np.concatenate([ids, np.repeat(ids[:1], size - len(ids), axis=0)])
-        out = self._run(ids, backend=backend)
+        out = self._run(ids, backend, batch, guard)
         return [self._decode(out[i, : len(t)], self._n_real(t)) for i, t in enumerate(batch)]
 
     def run_with_cache(self, tokens: Sequence[Any], hooks: Hooks | None = None,
@@ -177,17 +184,26 @@ class CompiledModel:
         out = np.asarray(out)[0, :n]
         return RunResult(self._decode(out, self._n_real(tokens)), out, trimmed)
 
-    def _run(self, ids: np.ndarray, backend: str) -> np.ndarray:
+    def _run(self, ids: np.ndarray, backend: str, batch: Sequence[Sequence[Any]] = (), guard: bool = False
+             ) -> np.ndarray:
         _check_backend(backend)
+        guard = guard and self.one_hot is not None and bool(batch)
         if backend == "numpy":
-            return self._forward_numpy(ids)
-        return np.asarray(self._jitted_forward()(self.jax_params, ids))
+            out = self._forward_numpy(ids, with_residual=guard)
+        else:
+            out = self._jitted_forward(guard)(self.jax_params, ids)
+        if not guard:
+            return np.asarray(out)
+        logits, resid = out
+        self.one_hot.check(np.asarray(resid), [self._n_real(t) for t in batch], batch, self.labels.residual,
+                           self.config.unproven_aggregates)
+        return np.asarray(logits)
 
-    def _forward_numpy(self, ids, hooks=None, cache=None):
+    def _forward_numpy(self, ids, hooks=None, cache=None, with_residual: bool = False):
         widths = None if hooks or cache is not None or not self._weights_as_assembled() else self._widths
         with np.errstate(over="ignore", invalid="ignore"), one_blas_thread():
             return forward(self.params, ids, xp=np, n_layers=self.config.n_layers, causal=self.config.causal,
-                           hooks=hooks, cache=cache, widths=widths)
+                           hooks=hooks, cache=cache, widths=widths, with_residual=with_residual)
 
     def _weights_as_assembled(self) -> bool:
         """Whether ``params`` still holds the (read-only) arrays assembly made."""
@@ -206,13 +222,14 @@ class CompiledModel:
             self._jax_params = {k: jnp.asarray(v) for k, v in self.params.items()}
         return self._jax_params
 
-    def _jitted_forward(self):
-        if self._jitted is None:
+    def _jitted_forward(self, with_residual: bool = False):
+        if with_residual not in self._jitted:
             import jax
             import jax.numpy as jnp
-            self._jitted = jax.jit(functools.partial(
-                forward, xp=jnp, n_layers=self.config.n_layers, causal=self.config.causal))
-        return self._jitted
+            self._jitted[with_residual] = jax.jit(functools.partial(
+                forward, xp=jnp, n_layers=self.config.n_layers, causal=self.config.causal,
+                with_residual=with_residual))
+        return self._jitted[with_residual]
 
     # decoding --------------------------------------------------------------------
     def _decode(self, out: np.ndarray, n_real: int | None = None) -> list:

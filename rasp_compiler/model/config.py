@@ -25,6 +25,9 @@ class ModelConfig:
     output: str  # label of the program's output SOp
     output_numerical: bool
     output_values: tuple  # categorical: one per logit; numerical: the values it can take (for decoding)
+    # categorical Aggregates compiled without a proof that they copy one value (guarded at run time);
+    # absent from files written before it existed, which means none
+    unproven_aggregates: tuple[str, ...] = ()
 
     @property
     def input_tokens(self) -> tuple:
@@ -41,8 +44,8 @@ class ModelConfig:
     @classmethod
     def from_json(cls, data: dict) -> "ModelConfig":
         data = dict(data)
-        for key in ("vocab", "output_values"):
-            data[key] = tuple(data[key])
+        for key in ("vocab", "output_values", "unproven_aggregates"):
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
 

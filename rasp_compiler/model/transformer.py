@@ -22,8 +22,10 @@ Widths = tuple[int, int, int]  # heads, d_head and d_mlp a layer uses
 
 
 def forward(params: Mapping[str, Any], ids, *, xp, n_layers: int, causal: bool, pad_id: int = 1,
-            hooks: Hooks | None = None, cache: dict | None = None, widths: Sequence[Widths] | None = None):
-    """Logits (batch, positions, outputs) for token ids (batch, positions).
+            hooks: Hooks | None = None, cache: dict | None = None, widths: Sequence[Widths] | None = None,
+            with_residual: bool = False):
+    """Logits (batch, positions, outputs) for token ids (batch, positions); with
+    ``with_residual``, the pair (logits, final residual stream) (for the one-hot guard).
 
     ``widths`` (per layer: heads, d_head and d_mlp in use) lets the forward pass skip the
     padding of a layer whose parts are narrower than the model's uniform shapes; only
@@ -71,4 +73,5 @@ def forward(params: Mapping[str, Any], ids, *, xp, n_layers: int, causal: bool, 
             post = hook(p + "mlp.hook_post", xp.maximum(pre, 0))
             mlp_out = hook(p + "hook_mlp_out", post @ params[p + "mlp.W_out"][:d_mlp] + params[p + "mlp.b_out"])
             x = hook(p + "hook_resid_post", x + mlp_out)
-    return hook("logits", x @ params["unembed.W_U"])
+    logits = hook("logits", x @ params["unembed.W_U"])
+    return (logits, x) if with_residual else logits

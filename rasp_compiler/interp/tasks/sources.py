@@ -38,9 +38,11 @@ class Source:
     text: str | None = None  # text RASP, when the program has one
 
     def compile(self):
+        """Compiled strictly: a task's ground truth must be proven exact, so a categorical
+        Aggregate that no rule proves is refused (UnsupportedProgramError), never guarded."""
         from rasp_compiler.compiler import compile_rasp_to_model
 
-        model = compile_rasp_to_model(self.build(), self.vocab, self.max_seq_len, causal=self.causal)
+        model = compile_rasp_to_model(self.build(), self.vocab, self.max_seq_len, causal=self.causal, strict=True)
         model.source = self.text
         model.metadata = {"program": {"origin": self.origin, "output": model.config.output}}
         return model
@@ -130,7 +132,7 @@ def random_sources(n: int, seed: int = 0, depth: int = 3, min_layers: int = MIN_
         if s - seed > 50 * max(n, 1):
             raise TaskSetError(f"only {found} of {n} random programs from seed {seed} have {min_layers}+ layers")
         try:
-            made = compile_generated(s, depth)
+            made = compile_generated(s, depth, strict=True)  # no unproven Aggregate in a task
         except GenerationError:
             s += 1
             continue
