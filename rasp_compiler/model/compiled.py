@@ -187,17 +187,23 @@ class CompiledModel:
     def _run(self, ids: np.ndarray, backend: str, batch: Sequence[Sequence[Any]] = (), guard: bool = False
              ) -> np.ndarray:
         _check_backend(backend)
-        guard = guard and self.one_hot is not None and bool(batch)
+        guard = guard and self.one_hot is not None and bool(self.one_hot.groups) and bool(batch)
         if backend == "numpy":
             out = self._forward_numpy(ids, with_residual=guard)
+            if guard:
+                out, resid = out
+                bad = self.one_hot.violations(resid)
         else:
             out = self._jitted_forward(guard)(self.jax_params, ids)
-        if not guard:
-            return np.asarray(out)
-        logits, resid = out
-        self.one_hot.check(np.asarray(resid), [self._n_real(t) for t in batch], batch, self.labels.residual,
-                           self.config.unproven_aggregates)
-        return np.asarray(logits)
+            if guard:
+                out, bad = out
+                resid = None
+        if guard:
+            def residual_of(b: int) -> np.ndarray:  # only for the message: recomputed for one sequence
+                return resid[b] if resid is not None else self._forward_numpy(ids[b:b + 1], with_residual=True)[1][0]
+            self.one_hot.raise_first(bad, [self._n_real(t) for t in batch], batch, residual_of,
+                                     self.labels.residual, self.config.unproven_aggregates)
+        return np.asarray(out)
 
     def _forward_numpy(self, ids, hooks=None, cache=None, with_residual: bool = False):
         widths = None if hooks or cache is not None or not self._weights_as_assembled() else self._widths
@@ -222,14 +228,20 @@ class CompiledModel:
             self._jax_params = {k: jnp.asarray(v) for k, v in self.params.items()}
         return self._jax_params
 
-    def _jitted_forward(self, with_residual: bool = False):
-        if with_residual not in self._jitted:
+    def _jitted_forward(self, guard: bool = False):
+        """The jitted forward pass; with ``guard``, it returns (logits, the guard's violation mask)."""
+        if guard not in self._jitted:
             import jax
             import jax.numpy as jnp
-            self._jitted[with_residual] = jax.jit(functools.partial(
-                forward, xp=jnp, n_layers=self.config.n_layers, causal=self.config.causal,
-                with_residual=with_residual))
-        return self._jitted[with_residual]
+            run = functools.partial(forward, xp=jnp, n_layers=self.config.n_layers, causal=self.config.causal)
+            if guard:
+                one_hot = self.one_hot
+
+                def run(params, ids, plain=run):
+                    logits, resid = plain(params, ids, with_residual=True)
+                    return logits, one_hot.violations(resid, jnp)
+            self._jitted[guard] = jax.jit(run)
+        return self._jitted[guard]
 
     # decoding --------------------------------------------------------------------
     def _decode(self, out: np.ndarray, n_real: int | None = None) -> list:

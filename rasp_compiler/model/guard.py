@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -73,34 +73,42 @@ class OneHotGuard:
 
     @functools.cached_property
     def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Residual columns of every group, the group membership matrix (columns x groups), nullable."""
         cols = np.concatenate([np.arange(a, b) for _, a, b, _ in self.groups]) if self.groups else np.zeros(0, int)
-        starts = np.cumsum([0] + [b - a for _, a, b, _ in self.groups[:-1]]).astype(np.intp)
-        nullable = np.array([n for *_, n in self.groups], bool)
-        return cols, starts, nullable
+        member = np.zeros((len(cols), len(self.groups)), np.float32)
+        at = 0
+        for g, (_, a, b, _) in enumerate(self.groups):
+            member[at:at + b - a, g] = 1.0
+            at += b - a
+        return cols, member, np.array([n for *_, n in self.groups], bool)
 
-    def check(self, resid: np.ndarray, n_real: Sequence[int], batch: Sequence[Sequence[Any]],
-              residual_labels: Sequence[str], unproven: Sequence[str] = ()) -> None:
+    def violations(self, resid, xp=np):
+        """(batch, positions, groups): where a group is not one-hot (a direction neither near 0
+        nor near 1, two near 1, or none near 1 for an SOp that cannot be None). ``xp`` is numpy
+        or jax.numpy, so the jitted forward pass returns this small mask, not the residual."""
+        cols, member, nullable = self._columns
+        x = resid[..., cols]
+        off = (xp.minimum(xp.abs(x), xp.abs(x - 1.0)) > self.tolerance).astype(xp.float32) @ member
+        hot = (x > 0.5).astype(xp.float32) @ member
+        return (off > 0) | (hot > 1.5) | ((hot < 0.5) & ~nullable)
+
+    def raise_first(self, bad: np.ndarray, n_real: Sequence[int], batch: Sequence[Sequence[Any]],
+                    residual_of: Callable[[int], np.ndarray], residual_labels: Sequence[str],
+                    unproven: Sequence[str] = ()) -> None:
         """Raise :class:`BlendedValueError` for the first sequence of ``batch`` (token lists with
-        BOS) whose residual ``resid`` (batch, positions, d_model) is not one-hot in some
-        categorical subspace at a real position (1 .. n_real - 1); the earliest SOp is named."""
-        if not self.groups:
-            return
-        cols, starts, nullable = self._columns
-        n = resid.shape[1]
-        real = np.arange(n)[None, :] < np.asarray(n_real)[:, None]
+        BOS) that ``bad`` (from :meth:`violations`) flags at a real position (1 .. n_real - 1),
+        naming the earliest SOp; ``residual_of(b)`` gives that sequence's residual for the message."""
+        bad = np.asarray(bad)[: len(n_real)]
+        real = np.arange(bad.shape[1])[None, :] < np.asarray(n_real)[:, None]
         real[:, 0] = False  # BOS holds defaults, not values
-        x = np.asarray(resid[: len(n_real)])[..., cols]
-        off = np.minimum(np.abs(x), np.abs(x - 1.0)) > self.tolerance  # neither 0 nor 1
-        hot = np.add.reduceat(x > 0.5, starts, axis=-1)
-        bad = (np.add.reduceat(off, starts, axis=-1) > 0) | (hot > 1) | ((hot == 0) & ~nullable)
-        bad &= real[..., None]
+        bad = bad & real[..., None]
         if not bad.any():
             return
         b = int(np.flatnonzero(bad.any(axis=(1, 2)))[0])
         g = int(np.flatnonzero(bad[b].any(axis=0))[0])
         p = int(np.flatnonzero(bad[b, :, g])[0])
         node, a, end, _ = self.groups[g]
-        row = np.asarray(resid[b, p, a:end], np.float64)
+        row = np.asarray(residual_of(b)[p, a:end], np.float64)
         shown = [f"{residual_labels[a + i]}={row[i]:.3g}" for i in np.argsort(-np.abs(row))[:6]
                  if abs(row[i]) > self.tolerance] or ["every direction 0"]
         tokens = list(batch[b])
