@@ -159,6 +159,8 @@ def run(programs: int, seed: int, depths: list[int], jax_every: int, file_every:
                 totals["mismatching_programs"] += 1
             if result.check_error:
                 totals["check_errors"] += 1
+            if result.guarded:  # an unproven Aggregate that conflicts, stopped by the one-hot guard
+                totals["guarded"] += 1
             round_trip[result.round_trip] += 1
             text_compiled[result.text_compiled] += 1
             if result.text_compiled in ("rejected", "timeout"):
@@ -206,6 +208,7 @@ def run(programs: int, seed: int, depths: list[int], jax_every: int, file_every:
         "mismatching_programs": totals["mismatching_programs"],
         "mismatching_inputs": totals["mismatching_inputs"],
         "check_errors": totals["check_errors"],
+        "guarded_programs": totals["guarded"],
         "round_trip": dict(round_trip),
         "parsed_text_compiled": dict(text_compiled),
         "parsed_text_rejected_or_slow": text_rejections,
@@ -234,6 +237,7 @@ def print_summary(res: dict, console: Console) -> None:
         ("inputs checked", f"{res['inputs_checked']:,}"),
         ("mismatching inputs (must be 0)", f"{res['mismatching_inputs']:,}"),
         ("mismatching programs", f"{res['mismatching_programs']:,}"),
+        ("unproven Aggregates caught by the guard", f"{res.get('guarded_programs', 0):,}"),
         ("text round trips ok / printable", f"{rt.get('ok', 0):,} / {sum(v for k, v in rt.items() if k != 'not_printable'):,}"),
         ("text round trips that changed the program", f"{rt_bad:,}"),
         ("parsed text compiled and exact", f"{res['parsed_text_compiled'].get('ok', 0):,}"),
