@@ -255,3 +255,53 @@ def test_every_conflicting_program_is_refused_under_strict_and_caught_otherwise(
             assert all(same_value(g, w) for g, w in zip(out, rasp.evaluate(case.program, xs))), (xs, out)
     if not unproven:
         assert "conflict" not in seen  # a proof is sound
+
+
+RARE_RASP = """# copies the token at position 0 or 4 when it is g or h; blends g and h when both are there
+ends = select(indices, 0, ==) or select(indices, 4, ==);
+rare = aggregate(select(tokens, "g", >=) and ends, tokens);
+"""
+
+
+def _cli(capsys, *args):
+    from rasp_compiler.cli import app
+
+    with pytest.raises(SystemExit) as exc:
+        app(args=[str(a) for a in args], prog_name="rasp-compiler")
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return exc.value.code, out, " ".join(err.split())  # rich wraps long lines
+
+
+def test_cli_compile_warns_inspect_lists_strict_refuses_run_guards(capsys, tmp_path):
+    program = tmp_path / "rare.rasp"
+    program.write_text(RARE_RASP, encoding="utf-8")
+    target = tmp_path / "rare.safetensors"
+    common = ["--vocab", "a,b,c,d,e,f,g,h", "--max-seq-len", "5"]
+    code, out, err = _cli(capsys, "compile", program, *common, "-o", target)
+    assert code == 0 and err.startswith("warning: categorical Aggregate rare may select positions of tokens")
+    assert "unproven (guarded at run time): rare" in out
+    assert load_model(target).config.unproven_aggregates == ("rare",)
+
+    code, out, _ = _cli(capsys, "inspect", target)
+    row = next(line for line in out.splitlines() if line.startswith("unproven"))
+    assert code == 0 and "rare" in row
+
+    code, out, err = _cli(capsys, "compile", program, *common, "-o", tmp_path / "strict.safetensors", "--strict")
+    assert code == 1 and "error: categorical Aggregate rare may select positions" in err and "too many inputs" in err
+    assert not (tmp_path / "strict.safetensors").exists()
+    code, _, err = _cli(capsys, "run", target, "--input", "h a b c d", "--strict")
+    assert code == 1 and "--strict refuses such a model" in err
+
+    code, out, err = _cli(capsys, "run", target, "--input", "h a b c d")
+    assert code == 0 and "model and evaluator agree" in out
+    code, _, err = _cli(capsys, "run", target, "--input", "h a b c g")
+    assert code == 1 and "error: categorical SOp rare holds no single value at position 1 (token 'h')" in err
+    assert "['BOS', 'h', 'a', 'b', 'c', 'g']" in err
+    code, out, err = _cli(capsys, "run", target, "--input", "h a b c g", "--no-guard")
+    assert "holds no single value" not in err and "evaluator fails on this input" in err  # only the evaluator objects
+
+    code, _, err = _cli(capsys, "verify", target, "--random", "300")
+    assert code == 1 and "rare holds no single value" in err
+    code, out, err = _cli(capsys, "verify", target, "--random", "300", "--no-guard")
+    assert code == 1 and "holds no single value" not in err and "selects differing values" in err  # the evaluator's
