@@ -49,7 +49,7 @@ def outputs(model):
 
 @pytest.fixture(scope="module")
 def sources():
-    found, _ = select_sources(["lib:reverse", "lib:frac_prevs", "ex:sort", "lib:hist"])
+    found, _ = select_sources(["lib:reverse", "lib:frac_prevs", "ex:sort", "lib:hist", "lib:induction"])
     return {s.name: s for s in found}
 
 
@@ -178,12 +178,14 @@ def test_doc_loader_is_short():
     assert len(code) <= 16, len(code)
 
 
-def test_torch_loader_from_the_doc(tmp_path, sources):
+@pytest.mark.parametrize("kind,name", [("rotated", "lib-reverse"), ("noise", "lib-induction")])
+def test_torch_loader_from_the_doc(tmp_path, sources, kind, name):
     """The doc's torch loader, run without rasp_compiler importable, reproduces the model's outputs
-    and the stored metric gap."""
+    and the stored metric gap (noise: the full forward over every head and neuron is the one the
+    gaps were computed with, padding heads and neurons included)."""
     pytest.importorskip("torch")
-    source = sources["lib-reverse"]
-    variant = make_variant(source.compile(), "rotated", seed=0)
+    source = sources[name]
+    variant = make_variant(source.compile(), kind, seed=0)
     write_task(tmp_path / "t", source, variant, seed=0, n_pairs=4)
     script = _doc_loader() + textwrap.dedent(f"""
         import sys, json
