@@ -51,8 +51,24 @@ def past_or_self():
     return rasp.numerical(rasp.Aggregate(sel, _is_a(), default=0))
 
 
+def position_and_token():
+    # keys read the tokens but hold the position: per-position values show it looks back
+    return rasp.Aggregate(rasp.Select(rasp.SequenceMap(lambda t, i: i, rasp.tokens, rasp.indices),
+                                      rasp.Map(lambda i: i - 1, rasp.indices), C.EQ), rasp.tokens)
+
+
+def _token_index():
+    return rasp.SequenceMap(lambda t, i: (t, i), rasp.tokens, rasp.indices)
+
+
+def earlier_same_token_pairs():
+    # InterpBench case 21's selector: (token, index) pairs, same token at an index <= the query's
+    pairs = _token_index()
+    return rasp.SelectorWidth(rasp.Select(pairs, pairs, lambda k, q: k[0] == q[0] and k[1] <= q[1]))
+
+
 @pytest.mark.parametrize("build", [previous_token, window_mean, two_back_via_sequencemap, same_token_before,
-                                   not_later, past_or_self])
+                                   not_later, past_or_self, position_and_token, earlier_same_token_pairs])
 def test_look_back_programs_compile_causally_and_are_exact(build):
     program = build()
     model = compile_rasp_to_model(program, AB, 6, causal=True)
@@ -87,19 +103,29 @@ def last_position_only_ahead():
                           rasp.tokens)
 
 
-def position_and_token():
-    # keys depend on the tokens: not positional, so the conservative rule refuses it
-    return rasp.Aggregate(rasp.Select(rasp.SequenceMap(lambda t, i: i, rasp.tokens, rasp.indices),
-                                      rasp.Map(lambda i: i - 1, rasp.indices), C.EQ), rasp.tokens)
+def later_same_token_pairs():
+    pairs = _token_index()
+    return rasp.SelectorWidth(rasp.Select(pairs, pairs, lambda k, q: k[0] == q[0] and k[1] >= q[1]))
 
 
 @pytest.mark.parametrize("build", [next_token, later_mean, same_token_anywhere, not_earlier, past_or_same_token,
-                                   last_position_only_ahead, position_and_token,
+                                   last_position_only_ahead, later_same_token_pairs,
                                    lambda: make_length(), lambda: make_reverse(rasp.tokens),
                                    lambda: make_sort(rasp.tokens, rasp.tokens)])
 def test_anything_that_can_look_ahead_is_refused(build):
     with pytest.raises(CausalityError, match="after the query"):
         compile_rasp_to_model(build(), ABC, 5, causal=True)
+
+
+@pytest.mark.parametrize("build,where", [
+    (later_mean, "at query position 0 it can select key position 1 (on inputs of length 2)"),
+    (last_position_only_ahead, "at query position 2 it can select key position 3 (on inputs of length 4)"),
+    (later_same_token_pairs, "at query position 0 it can select key position 1 (on inputs of length 2)"),
+])
+def test_the_refusal_names_the_positions(build, where):
+    with pytest.raises(CausalityError) as caught:
+        compile_rasp_to_model(build(), ABC, 5, causal=True)
+    assert where in str(caught.value)
 
 
 def test_the_pair_check_goes_up_to_max_seq_len():

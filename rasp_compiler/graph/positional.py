@@ -86,6 +86,49 @@ def selects_single_values(node: Node, pg: ProgramGraph, sets: dict, max_seq_len:
     return True
 
 
+@dataclass(frozen=True)
+class LaterKey:
+    """A key position after its query position that a selector may pick on inputs of
+    ``length`` (all None: the work budget ran out before anything was proven)."""
+
+    length: int | None
+    query: int | None
+    key: int | None
+
+
+def later_key(node: Node, pg: ProgramGraph, sets: dict, max_seq_len: int) -> LaterKey | None:
+    """None when the selector of head ``node`` picks no key position after its query
+    position on any input of length <= ``max_seq_len``, else the first (length, query,
+    key) it may pick. The causal check: per-position values see, e.g., that a key
+    ``(token, index)`` compared by ``k[1] <= q[1]`` never reaches a later position."""
+    relevant: set = set()
+    for t in node.terms:
+        for label in (t.key, t.query):
+            relevant |= nx.ancestors(pg.graph, label) | {label}
+    order = [label for label in pg.topological() if label in relevant]
+    shared = _Shared()
+    try:
+        for n in range(2, max_seq_len + 1):
+            length = _Length(pg, sets, n, shared)
+            for split_on in (frozenset(), frozenset(relevant)):  # split cases only if the merged values fail
+                witness = next((w for state in length.cases(order, split_on)
+                                for w in _later_cells(length, node, state)), None)
+                if witness is None:
+                    break
+            if witness is not None:
+                return LaterKey(n, *witness)
+    except _GiveUp:
+        return LaterKey(None, None, None)
+    return None
+
+
+def _later_cells(length: "_Length", node: Node, state: dict):
+    for q in range(length.n):
+        for k in range(q + 1, length.n):
+            if length._cell(node.terms, k, q, state) != NEVER:
+                yield q, k
+
+
 def abstract_cases(pg: ProgramGraph, sets: dict, n: int, split: bool = True):
     """The abstract values of every SOp on inputs of length ``n``, one dict per case
     (every position-constant SOp split by value when ``split``). For tests and debugging:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from rasp_compiler.errors import AggregateError, CausalityError, UnprovenAggregateWarning, UnsupportedProgramError
 from rasp_compiler.graph.aggregate_proof import proven_single_valued
 from rasp_compiler.graph.nodes import Kind, ProgramGraph
+from rasp_compiler.graph.positional import later_key
 from rasp_compiler.limits import Limits, default as default_limits
 from rasp_compiler.rasp import core
 from rasp_compiler.rasp.evaluate import evaluate
@@ -59,7 +60,7 @@ def validate(pg: ProgramGraph, value_sets: dict, vocab: Sequence[Any], max_seq_l
                 f"Aggregate copies one-hot values — make the Aggregate numerical(...) for a mean, or "
                 f"aggregate a categorical SOp")
         if causal and node.kind in (Kind.ATTENTION, Kind.WIDTH):
-            _check_causal(node, max_seq_len)
+            _check_causal(node, max_seq_len, pg, value_sets)
     return _check_categorical_aggregates(pg, value_sets, vocab, max_seq_len, limits or default_limits(), strict)
 
 
@@ -73,20 +74,29 @@ def _need_numeric_values(label: str, values, what: str) -> None:
             "a numerical SOp must hold numbers — mark it categorical, or map its values to numbers")
 
 
-def _check_causal(node, n: int) -> None:
+def _check_causal(node, n: int, pg: ProgramGraph, value_sets: dict) -> None:
     """Refuse a head that can select a key position after its query position.
 
-    Exact where it can be: a Select whose keys and queries are both functions of
-    position only (Maps of ``indices``/``Full``) is evaluated on every (key, query)
-    position pair below ``n``; anything that reads tokens may select any position.
-    And/Or/Not combine these bounds, so ``Select(tokens, tokens, EQ) & Select(indices,
-    indices, LEQ)`` and a previous-token head ``Select(indices, indices - 1, EQ)`` pass.
+    First on the selector's expression: a Select whose keys and queries are both functions
+    of position only (Maps of ``indices``/``Full``) is evaluated on every (key, query)
+    position pair below ``n``; And/Or/Not combine these bounds, so ``Select(tokens, tokens,
+    EQ) & Select(indices, indices, LEQ)`` and a previous-token head ``Select(indices,
+    indices - 1, EQ)`` pass. Where that cannot exclude a later key, the per-position value
+    sets of :func:`rasp_compiler.graph.positional.later_key` decide, for every length up
+    to ``n`` (a key ``(token, index)`` compared by ``k[1] <= q[1]`` passes); the refusal
+    names the first query and key positions no rule excludes.
     """
     may = _may_select(node.expr.selector, n)
     if not any(may[q][k] for q in range(n) for k in range(q + 1, n)):
         return
+    later = later_key(node, pg, value_sets, n)
+    if later is None:
+        return
+    where = (f"at query position {later.query} it can select key position {later.key} (on inputs of length "
+             f"{later.length})" if later.length is not None else
+             "no rule excludes it within the analysis' work budget")
     raise CausalityError(
-        f"{node.op} {node.label} can select key positions after the query position, so with causal=True "
+        f"{node.op} {node.label} can select key positions after the query position: {where}, so with causal=True "
         "its output would depend on later tokens; restrict its selector to the past, e.g. "
         "SelectorAnd(selector, Select(indices, indices, LEQ)), or compile with causal=False")
 
