@@ -32,13 +32,25 @@ def test_list_and_export(capsys, tmp_path):
     code, out, _ = run(capsys, "testbed", "list")
     assert code == 0 and "lib:sort" in out and "examples/reverse.rasp" in out and "rotated" in out
     assert all(m in out for m in method_names())
-    code, out, _ = run(capsys, "testbed", "export", tmp_path, "--programs", "lib:hist", "--variants",
-                       "compiled,rotated", "--random", "0", "--n-pairs", "4")
-    assert code == 0 and "wrote 2 tasks" in out
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    code, out, _ = run(capsys, "testbed", "export", tmp_path / "open", "--programs", "lib:hist", "--variants",
+                       "compiled,rotated", "--random", "0", "--n-pairs", "4", "--open")
+    assert code == 0 and "wrote 2 open tasks" in out
+    manifest = json.loads((tmp_path / "open" / "manifest.json").read_text())
     assert [t["name"] for t in manifest["tasks"]] == ["lib-hist__compiled__s0", "lib-hist__rotated__s0"]
-    code, out, _ = run(capsys, "testbed", "list", tmp_path)
+    code, out, _ = run(capsys, "testbed", "list", tmp_path / "open")
     assert code == 0 and "2 tasks" in out and "lib-hist__rotated__s0" in out
+    # the default: blind folders under neutral names, the open names only in the answer key
+    code, out, _ = run(capsys, "testbed", "export", tmp_path / "blind", "--programs", "lib:hist", "--variants",
+                       "compiled,rotated", "--random", "0", "--n-pairs", "4")
+    assert code == 0 and "wrote 2 blind tasks" in out and "without answer/" in out
+    visible = (tmp_path / "blind" / "manifest.json").read_text()
+    assert "hist" not in visible and "rotated" not in visible
+    names = [t["name"] for t in json.loads(visible)["tasks"]]
+    assert len(names) == 2 and all(n.startswith("task-") for n in names)
+    answer = json.loads((tmp_path / "blind" / "answer" / "manifest.json").read_text())
+    assert sorted(t["open_name"] for t in answer["tasks"]) == ["lib-hist__compiled__s0", "lib-hist__rotated__s0"]
+    code, out, _ = run(capsys, "testbed", "list", tmp_path / "blind")
+    assert code == 0 and "lib-hist__rotated__s0" in out and all(n in out for n in names)
 
 
 @pytest.mark.parametrize("method", method_names())

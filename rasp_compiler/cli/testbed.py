@@ -52,14 +52,22 @@ def list_command(
         from rasp_compiler.interp.tasks import load_manifest
 
         m = load_manifest(tasks)
+        if m.get("layout") == "blind":  # a method's copy of a blind set: nothing but names
+            out.print(f"{m['n_tasks']} blind tasks (no answer key here): " + " ".join(t["name"] for t in m["tasks"]))
+            return
         table = Table(title=f"{m['n_tasks']} tasks, {m['total_bytes'] / 1e6:.2f} MB")
-        table.add_column("task", no_wrap=True, min_width=max((len(t["name"]) for t in m["tasks"]), default=4))
+        table.add_column("task", no_wrap=True, min_width=max((len(t.get("open_name", t["name"])) for t in m["tasks"]),
+                                                             default=4))
+        blind = any("open_name" in t for t in m["tasks"])  # a blind set, listed from its answer key
+        if blind:
+            table.add_column("folder", no_wrap=True)
         for col in ("variant", "layers", "d_model", "accuracy", "circuit", "targets"):
             table.add_column(col)
         for t in m["tasks"]:
             ex = t["exactness"]
             extra = "".join(f" {k}={v:.2f}" for k, v in ex.get("metrics", {}).items())
-            table.add_row(escape(t["name"]), t["variant"]["kind"], str(t["sizes"]["layers"]),
+            table.add_row(escape(t.get("open_name", t["name"])), *([escape(t["name"])] if blind else []),
+                          t["variant"]["kind"], str(t["sizes"]["layers"]),
                           str(t["sizes"]["d_model"]), f"{ex['accuracy']:.3f}{extra}",
                           f"{t['circuit']['output_nodes']}/{t['circuit']['components']}", str(len(t["targets"])))
         out.print(table)
@@ -91,8 +99,14 @@ def export_command(
     random: Annotated[int, typer.Option("--random", min=0, help="Also N random programs of 2+ layers.")] = 60,
     seed: Annotated[int, typer.Option("--seed", help="First generator seed of the random programs.")] = 0,
     n_pairs: Annotated[int, typer.Option("--n-pairs", min=1, help="Clean/corrupted pairs per target.")] = 16,
+    open_layout: Annotated[bool, typer.Option(
+        "--open", help="Write the open layout (every file, named folders; for development) instead of blind "
+                       "folders whose answer key sits in answer/.")] = False,
 ) -> None:
     """Write one folder per task (program x variant x seed) and manifest.json.
+
+    Blind by default: each task folder holds the files a method may read (neutral names, no
+    labels) and its answer key in answer/ (docs/testbed_format.md).
 
     Example: rasp-compiler testbed export tasks/ --programs lib --random 10
     """
@@ -110,10 +124,13 @@ def export_command(
 
         report = export_tasks(directory, programs=_csv(programs), variants=_csv(variants),
                               seeds=_ints(seeds, "--seeds"), n_random=random, random_seed=seed, n_pairs=n_pairs,
-                              progress=advance)
+                              progress=advance, blind=not open_layout)
     size = sum((directory / t["name"] / f).stat().st_size for t in report.tasks for f in t["files"])
-    out.print(f"wrote {len(report.tasks)} tasks ({size / 1e6:.1f} MB) to {escape(str(directory))} in "
-              f"{report.seconds:.0f} s; manifest: {escape(str(report.manifest))}")
+    out.print(f"wrote {len(report.tasks)} {'open' if open_layout else 'blind'} tasks ({size / 1e6:.1f} MB) to "
+              f"{escape(str(directory))} in {report.seconds:.0f} s; manifest: {escape(str(report.manifest))}")
+    if not open_layout and report.tasks:
+        out.print("[dim]a method receives each folder without answer/ (and the set without answer/); "
+                  "`testbed list` shows which task is which[/dim]")
     for note in report.skipped:
         out.print(f"[dim]skipped: {escape(note)}[/dim]")
     for e in report.errors:
@@ -243,7 +260,12 @@ def sweep_command(
                                  param_hint="--methods")
     folders = task_dirs(tasks)
     if only:
-        folders = [f for f in folders if any(s in f.name for s in _csv(only))]
+        from rasp_compiler.interp.tasks import load_manifest
+
+        # a blind set's folders are matched by their open names too (from its answer key)
+        known = {t["name"]: t.get("open_name", t["name"])
+                 for t in (load_manifest(tasks).get("tasks", []) if (tasks / "manifest.json").is_file() else [])}
+        folders = [f for f in folders if any(s in f.name or s in known.get(f.name, "") for s in _csv(only))]
     with _progress("sweep") as progress:
         bar = progress.add_task("", total=None)
         report = sweep(folders, results, chosen, _ints(seeds, "--seeds") if seeds else None, executor, workers,

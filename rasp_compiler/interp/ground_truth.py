@@ -105,6 +105,13 @@ class Component:
         return self.kind != "embed"
 
 
+def mlp_name(layer: int, node: str) -> str:
+    """An MLP block's component name: ``L{l}.MLP:{node}``, or the label itself when it is
+    already a neutral name ``L{l}.MLP.{j}`` (a blind task's weight file, whose labels name
+    nothing: :mod:`rasp_compiler.interp.tasks.blind`)."""
+    return node if node.startswith(f"L{layer}.MLP.") else f"L{layer}.MLP:{node}"
+
+
 def components(model, granularity: str = "node") -> list[Component]:
     """The model's components in forward order (see :class:`Component`)."""
     if granularity not in ("node", "layer"):
@@ -115,7 +122,7 @@ def components(model, granularity: str = "node") -> list[Component]:
         used = [h for h in range(c.n_heads) if labels.heads[l][h]]  # unused heads have all-zero weights
         if granularity == "node":
             out += [Component(f"L{l}.H{h}", "head", l, 2 * l + 1, labels.heads[l][h], head=h) for h in used]
-            out += [Component(f"L{l}.MLP:{node}", "mlp", l, 2 * l + 2, node, lo=a, hi=b)
+            out += [Component(mlp_name(l, node), "mlp", l, 2 * l + 2, node, lo=a, hi=b)
                     for node, a, b in labels.mlps[l]]
         else:
             if used:
@@ -369,7 +376,7 @@ def feature_dictionary(model, comps: list[Component] | None = None, masks: dict 
     for l, layer in enumerate(model.labels.mlps):
         for node, a, b in layer:
             for i in range(a, b):
-                neurons.append(Neuron(l, i, f"L{l}.MLP:{node}", node, model.labels.neurons[l][i]))
+                neurons.append(Neuron(l, i, mlp_name(l, node), node, model.labels.neurons[l][i]))
     return FeatureDictionary(tuple(feats), tuple(neurons))
 
 

@@ -26,6 +26,7 @@ from rasp_compiler.export.safetensors_file import atomic_write
 from rasp_compiler.export.values import printable_value
 from rasp_compiler.interp.coverage import active_circuits, pair_sets
 from rasp_compiler.interp.ground_truth import aligned_truth
+from rasp_compiler.interp.tasks import blind as blind_files
 from rasp_compiler.interp.tasks import trained_gate, truth_gate
 from rasp_compiler.interp.tasks.circuit import truth_to_json
 from rasp_compiler.interp.tasks.pairs_io import pairs_to_files
@@ -103,9 +104,10 @@ def labelling(variant):
     return exact(Decomposed(variant.model)), Decomposed(variant.reference)
 
 
-def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS) -> dict:
-    """Write one task folder atomically; returns its manifest entry."""
-    from rasp_compiler.export import save_model
+def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS, blind: bool = False) -> dict:
+    """Write one task folder atomically; returns its manifest entry. ``blind``: the blind
+    layout (method-visible files and ``answer/``) under a neutral folder name beside
+    ``folder`` (the entry's ``name``; ``open_name`` is ``folder``'s)."""
     from rasp_compiler.interp.testbed import targets_of
 
     model = variant.model
@@ -123,45 +125,46 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
     targets = [p.target for p, _, _ in entries]
     active = {t: {name: m.as_json() for name, m in by_name.items()}
               for t, by_name in active_circuits(model, truth, dict(zip(targets, sets))).items()}
+    basis = getattr(model, "residual_basis", None)
+    if basis is not None and np.array_equal(np.asarray(basis), np.eye(model.config.d_model)):
+        basis = None
+    basis_file = None if basis is None else "basis.safetensors"
+    gone = {d["target"] for d in dropped}
+    circuit = truth_to_json(truth, [t for t in targets_of(model, truth) if t not in gone], basis_file, active)
+    pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped, sets)
+    ex = variant.exactness
+    c = model.config
+    info = {
+        "format": TASK_FORMAT, "version": VERSION, "name": folder.name,
+        "program": {"name": source.name, "origin": source.origin, "output": c.output,
+                    "text": "program.rasp" if source.text is not None else None},
+        "variant": {"kind": variant.kind, "settings": dict(variant.settings)},
+        "seed": seed,
+        "exactness": {"accuracy": ex.accuracy, "checked_inputs": ex.checked_inputs, "how": ex.how,
+                      **({} if ex.balanced_accuracy is None else {"balanced_accuracy": ex.balanced_accuracy}),
+                      "metrics": {k: float(v) for k, v in ex.metrics.items()}},
+        "vocab": [printable_value(v) for v in c.vocab], "max_seq_len": c.max_seq_len, "causal": c.causal,
+        "sizes": model.sizes(),
+        "circuit": {"components": len(truth.scored),
+                    "output_nodes": len(circuit["circuits"][0]["nodes"]),
+                    "output_edges": len(circuit["circuits"][0]["edges"])},
+        "targets": targets, "skipped_targets": skipped, "n_pairs": n_pairs, "pair_seed": seed,
+        **({} if truth_check is None else {"truth_check": truth_check, "dropped_targets": dropped}),
+    }
+    open_name = folder.name
+    if blind:
+        key = blind_files.secret(open_name, circuit)
+        folder = folder.with_name(blind_files.folder_name(key))
+        info["blind"] = {"folder": folder.name}
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.tmp")
     tmp.mkdir()
     try:
-        save_model(model, tmp / "model.safetensors")
-        basis = getattr(model, "residual_basis", None)
-        basis_file = None
-        if basis is not None and not np.array_equal(np.asarray(basis), np.eye(model.config.d_model)):
-            basis_file = "basis.safetensors"
-            atomic_write(tmp / basis_file, safetensors_bytes({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
-        gone = {d["target"] for d in dropped}
-        circuit = truth_to_json(truth, [t for t in targets_of(model, truth) if t not in gone], basis_file, active)
-        atomic_write(tmp / "circuit.json", _json_bytes(circuit))
-        pairs_json, tensors = pairs_to_files(model, entries, n_pairs, seed, skipped, sets)
-        atomic_write(tmp / "pairs.json", _json_bytes(pairs_json))
-        atomic_write(tmp / "pairs.safetensors", safetensors_bytes(tensors))
-        if source.text is not None:
-            atomic_write(tmp / "program.rasp", source.text.encode("utf-8"))
-        ex = variant.exactness
-        c = model.config
-        info = {
-            "format": TASK_FORMAT, "version": VERSION, "name": folder.name,
-            "program": {"name": source.name, "origin": source.origin, "output": c.output,
-                        "text": "program.rasp" if source.text is not None else None},
-            "variant": {"kind": variant.kind, "settings": dict(variant.settings)},
-            "seed": seed,
-            "exactness": {"accuracy": ex.accuracy, "checked_inputs": ex.checked_inputs, "how": ex.how,
-                          **({} if ex.balanced_accuracy is None else {"balanced_accuracy": ex.balanced_accuracy}),
-                          "metrics": {k: float(v) for k, v in ex.metrics.items()}},
-            "vocab": [printable_value(v) for v in c.vocab], "max_seq_len": c.max_seq_len, "causal": c.causal,
-            "sizes": model.sizes(),
-            "circuit": {"components": len(truth.scored),
-                        "output_nodes": len(circuit["circuits"][0]["nodes"]),
-                        "output_edges": len(circuit["circuits"][0]["edges"])},
-            "targets": targets, "skipped_targets": skipped, "n_pairs": n_pairs, "pair_seed": seed,
-            **({} if truth_check is None else {"truth_check": truth_check, "dropped_targets": dropped}),
-        }
-        atomic_write(tmp / "task.json", _json_bytes(info))
-        files = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
+        if blind:
+            _write_blind(tmp, model, circuit, pairs_json, tensors, basis, source.text, info, key)
+        else:
+            _write_open(tmp, model, circuit, pairs_json, tensors, basis, source.text, info)
+        files = {f.relative_to(tmp).as_posix(): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         trash = None
         if folder.exists():
             trash = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.old")
@@ -172,8 +175,55 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {**{k: info[k] for k in ("name", "program", "variant", "seed", "exactness", "sizes", "circuit",
-                                    "targets")}, "files": files}
+    entry = {k: info[k] for k in ("name", "program", "variant", "seed", "exactness", "sizes", "circuit", "targets")}
+    if blind:
+        entry = {"name": folder.name, "open_name": open_name, **{k: v for k, v in entry.items() if k != "name"}}
+    return {**entry, "files": files}
+
+
+def _write_open(tmp: Path, model, circuit: dict, pairs_json: dict, tensors: dict, basis, text: str | None,
+                info: dict) -> None:
+    """The open layout: every file at the top of the folder (docs/testbed_format.md)."""
+    from rasp_compiler.export import save_model
+
+    save_model(model, tmp / "model.safetensors")
+    if basis is not None:
+        atomic_write(tmp / "basis.safetensors", safetensors_bytes({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
+    atomic_write(tmp / "circuit.json", _json_bytes(circuit))
+    atomic_write(tmp / "pairs.json", _json_bytes(pairs_json))
+    atomic_write(tmp / "pairs.safetensors", safetensors_bytes(tensors))
+    if text is not None:
+        atomic_write(tmp / "program.rasp", text.encode("utf-8"))
+    atomic_write(tmp / "task.json", _json_bytes(info))
+
+
+def _write_blind(tmp: Path, model, circuit: dict, pairs_json: dict, tensors: dict, basis, text: str | None,
+                 info: dict, key: bytes) -> None:
+    """The blind layout: the method-visible files on top, the answer key in ``answer/``
+    (:mod:`.blind`; docs/testbed_format.md, "Blind task folders")."""
+    from rasp_compiler.export import save_model
+
+    perm = blind_files.permutation(model, key)
+    moved = blind_files.permuted(model, perm)
+    rename = blind_files.names(model, perm)
+    answer = tmp / blind_files.ANSWER
+    answer.mkdir()
+    save_model(blind_files.visible_model(moved), tmp / "model.safetensors")
+    atomic_write(tmp / "pairs.json", _json_bytes(blind_files.visible_pairs(pairs_json)))
+    atomic_write(tmp / "pairs.safetensors", safetensors_bytes(tensors))
+    atomic_write(tmp / "task.json", _json_bytes(blind_files.visible_task(info, moved, info["blind"]["folder"])))
+    if basis is not None:
+        atomic_write(answer / "basis.safetensors",
+                     safetensors_bytes({"residual_basis": np.ascontiguousarray(basis, np.float64)}))
+    atomic_write(answer / "circuit.json", _json_bytes(
+        blind_files.rename_circuit(circuit, moved, rename, perm, circuit["residual_basis"])))
+    atomic_write(answer / "pairs.json", _json_bytes(pairs_json))
+    atomic_write(answer / "model.json", _json_bytes(blind_files.answer_model(moved)))
+    atomic_write(answer / "unblind.json", _json_bytes(
+        blind_files.unblind(rename, info["targets"], perm, info["name"], info["blind"]["folder"])))
+    if text is not None:
+        atomic_write(answer / "program.rasp", text.encode("utf-8"))
+    atomic_write(answer / "task.json", _json_bytes(info))
 
 
 def accuracy_refusal(ex, min_accuracy: float = MIN_ACCURACY) -> str | None:
@@ -217,7 +267,7 @@ def _kinds(kinds: Iterable[str] | None) -> tuple[list[str], list[str]]:
 def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, variants: Iterable[str] | None = None,
                  seeds: Iterable[int] = (0,), n_random: int = 0, random_seed: int = 0, n_pairs: int = N_PAIRS,
                  min_accuracy: float = MIN_ACCURACY, progress: Callable[[str, int, int], Any] | None = None,
-                 on_written: Callable[[Path, Any], Any] | None = None) -> ExportReport:
+                 on_written: Callable[[Path, Any], Any] | None = None, blind: bool = False) -> ExportReport:
     """Write every (program x variant x seed) task into ``out_dir`` and ``manifest.json``.
 
     ``programs``: selectors (``lib``, ``lib:NAME``, ``examples``, ``ex:NAME``); ``n_random``
@@ -230,7 +280,10 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
     classes, :func:`accuracy_refusal`) is skipped with a note: its circuit is not what it
     computes. A noise task's targets pass :mod:`.truth_gate` or are dropped.
     ``on_written(folder, variant)`` is called after each task is written (a check that it
-    loads back as the variant it was written from).
+    loads back as the variant it was written from). ``blind``: every task in the blind layout
+    (:mod:`.blind`; the published set, and the CLI's default): ``manifest.json`` then lists
+    only the neutral names and the method-visible files' hashes, ``answer/manifest.json``
+    everything else.
     """
     from rasp_compiler.interp.variants import make_variant
 
@@ -274,9 +327,10 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
                     report.skipped.append(f"{name}: {refused}")
                     continue
                 try:
-                    report.tasks.append(write_task(out / name, source, variant, seed, n_pairs))
+                    entry = write_task(out / name, source, variant, seed, n_pairs, blind=blind)
+                    report.tasks.append(entry)
                     if on_written is not None:
-                        on_written(out / name, variant)
+                        on_written(out / entry["name"], variant)
                 except TaskSetError as exc:
                     report.skipped.append(f"{name}: {exc}")
                 except Exception as exc:  # noqa: BLE001
@@ -295,5 +349,8 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
         "skipped": report.skipped, "errors": [{k: e[k] for k in ("task", "error")} for e in report.errors],
         "tasks": report.tasks,
     }
+    if blind:
+        atomic_write(out / blind_files.ANSWER / "manifest.json", _json_bytes({**manifest, "layout": "answer"}))
+        manifest = blind_files.visible_manifest(manifest)
     atomic_write(report.manifest, _json_bytes(manifest))
     return report

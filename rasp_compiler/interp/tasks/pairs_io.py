@@ -94,7 +94,10 @@ def _object_array(rows: list[list]) -> np.ndarray:
 
 def _pairs(target: str, entry: dict, tensors: dict[str, np.ndarray]) -> Pairs:
     k = entry["tensors"]
-    dec = lambda key: _object_array([[decode_value(v) for v in row[key]] for row in entry["pairs"]])
+    n_ctx = tensors[f"{k}.clean"].shape[1]
+    # a blind folder's pairs.json carries no values (docs/testbed_format.md): None throughout
+    dec = lambda key: _object_array([[decode_value(v) for v in row[key]] if key in row else [None] * n_ctx
+                                     for row in entry["pairs"]])
     return Pairs(target, tensors[f"{k}.clean"], tensors[f"{k}.corrupt"], tensors[f"{k}.U"],
                  dec("clean_values"), dec("corrupt_values"), tensors[f"{k}.lengths"], tensors[f"{k}.gap"])
 
