@@ -18,7 +18,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from rasp_compiler.export import load_model, save_model
-from rasp_compiler.interp.tasks import export_tasks, trained_gate
+from rasp_compiler.interp.tasks import export_tasks, load_task, trained_gate
 from rasp_compiler.interp.tasks.sources import library_sources
 from rasp_compiler.interp.tasks.trained_gate import TrainedBarWarning
 from rasp_compiler.interp.variants import trained
@@ -198,7 +198,11 @@ def test_cli_export_uses_the_committed_weights_and_names_each_refusal(tmp_path, 
                   "--variants", "trained", "--random", "0"], prog_name="rasp-compiler")
     out, err = capsys.readouterr()
     assert exc.value.code in (0, None) and "Traceback" not in err
-    assert "wrote 1 tasks" in out and (tmp_path / "t" / "lib-length__trained__s0" / "task.json").exists()
+    assert "wrote 1 blind tasks" in out  # blind by default: the open name is in the answer key only
+    [entry] = json.loads((tmp_path / "t" / "answer" / "manifest.json").read_text())["tasks"]
+    assert entry["open_name"] == "lib-length__trained__s0" and (tmp_path / "t" / entry["name"] / "task.json").exists()
+    assert b"unmapped" not in (tmp_path / "t" / entry["name"] / "model.safetensors").read_bytes()[:100_000]
+    assert load_task(tmp_path / "t" / entry["name"]).kind == "trained"
     [line] = [ln for ln in out.splitlines() if "first_occurrence__trained__s0" in ln]
     assert "strict_iia 0.4326 < 0.95" in line and "outside_effect_max" in line  # docs/trained.md's figures
     assert "TrainedBarWarning" not in err  # the refusal is that one line, not twice
