@@ -378,10 +378,20 @@ def test_scores_on_a_blind_folder_equal_the_open_folders(sets, method, tasks):
     assert checked >= min(8, 2 * len(tasks) - 2)
 
 
-def test_a_blind_export_is_byte_reproducible(tmp_path):
+def test_a_blind_export_is_byte_reproducible_and_noise_tasks_blind_too(tmp_path):
     for d in ("a", "b"):
-        export_tasks(tmp_path / d, programs=["lib:hist"], variants=["rotated", "backups"], n_pairs=4, blind=True)
+        report = export_tasks(tmp_path / d, programs=["lib:hist", "lib:running_max"],
+                              variants=["rotated", "backups", "noise"], n_pairs=4, blind=True)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    [noise] = [t for t in report.tasks if t["variant"]["kind"] == "noise"]  # its targets passed the truth check
+    folder = tmp_path / "b" / noise["name"]
+    for f in VISIBLE:
+        copy = tmp_path / "copy"
+        copy.mkdir(exist_ok=True)
+        shutil.copy(folder / f, copy / f)
+    strings, keys = content(copy)
+    assert not answer_words(folder) & strings and "truth_check" not in keys and "dropped_targets" not in keys
+    assert load_task(folder).kind == "noise"
