@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 from collections import defaultdict
@@ -103,6 +104,13 @@ def run_one(model, name: str, kind: str, seed: int, n_pairs: int, methods, train
     return rows
 
 
+def portable(text: str) -> str:
+    """A message with this checkout's absolute paths made relative to it (``/…/benchmarks/x``
+    becomes ``benchmarks/x``), so a doc does not show the machine that measured it."""
+    text = text.replace(f"{ROOT}{os.sep}", "")
+    return re.sub(r"(?<![\w.])/(?:[^\s/()'\"]+/)+?(?=(?:benchmarks|docs|examples|rasp_compiler|tests)/)", "", text)
+
+
 def sweep(names, kinds, seeds, n_pairs: int, methods, log=print, done: list[dict] = (), save=None,
           trained_dir: Path = TRAINED) -> tuple[list[dict], list[dict]]:
     """Records of every (program, kind, seed) and method not already in ``done`` (the
@@ -125,7 +133,7 @@ def sweep(names, kinds, seeds, n_pairs: int, methods, log=print, done: list[dict
                     got = run_one(model, name, kind, seed, n_pairs, todo, trained_dir)
                 except Exception as ex:  # a variant that does not apply to this program: recorded, not hidden
                     failures.append({"program": name, "variant": kind, "seed": seed,
-                                     "error": f"{type(ex).__name__}: {ex}"[:300]})
+                                     "error": portable(f"{type(ex).__name__}: {ex}")[:300]})
                     log(f"  {name:16s} {kind:12s} seed {seed}: n/a ({type(ex).__name__}: {str(ex)[:90]})")
                     break
                 rows += got
@@ -287,7 +295,7 @@ def render(rows, failures, meta: dict) -> str:
             key = (f["variant"], f["error"])
             if key not in seen:
                 seen.add(key)
-                parts.append(f"* {f['variant']} / {f['program']}: {f['error']}")
+                parts.append(f"* {f['variant']} / {f['program']}: {portable(f['error'])}")
         parts.append("")
     parts.append(END)
     return "\n".join(parts)

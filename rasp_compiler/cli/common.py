@@ -3,6 +3,8 @@ MODEL_OR_PROGRAM argument."""
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import os
 import re
 import sys
@@ -99,6 +101,52 @@ app = _App(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from rasp_compiler import __version__
+        out.print(f"rasp-compiler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_show_version, help="Print the version and exit.")] = False) -> None:
+    pass
+
+
+def unknown_name(what: str, name: str, known, param_hint: str) -> typer.BadParameter:
+    """The error for a name not among ``known``: the closest ones first ("did you mean"), then all."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return typer.BadParameter(f"no {what} {name!r}{hint} (known: {', '.join(known)})", param_hint=param_hint)
+
+
+@contextlib.contextmanager
+def writing(path: Path, option: str):
+    """Name the output path (and its option) in an error while writing it: the user sees
+    that it was the file they asked to write, not an input, that could not be created."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) and str(exc.filename) != str(path) else ""
+        raise RaspCompilerError(f"cannot write the output file {path} ({option}): {reason}{where}") from None
+
+
+LARGE_BYTES = 100 * 10**6  # weights above this get a warning: few programs need them, a typo can make them
+
+
+def warn_if_large(model: Any) -> None:
+    """Warn (stderr) before writing more than LARGE_BYTES of weights, with the size and what grows it."""
+    size = sum(int(v.nbytes) for v in model.params.values())
+    if size > LARGE_BYTES:
+        c = model.config
+        err.print(f"[yellow]warning:[/yellow] the weights take {size / 1e6:,.0f} MB (d_model {c.d_model}, "
+                  f"d_mlp {c.d_mlp}, max_seq_len {c.max_seq_len}, {len(c.vocab)} tokens); a smaller "
+                  f"--max-seq-len or vocabulary makes them smaller", soft_wrap=True, highlight=False)
 
 
 class VocabType(str, Enum):
@@ -248,8 +296,7 @@ def _load_program(spec: str, output: str | None) -> Loaded:
 
         name = spec[len(LIB_PREFIX):]
         if name not in LIBRARY:
-            raise typer.BadParameter(f"no library program {name!r}; known: {', '.join(sorted(LIBRARY))}",
-                                     param_hint="PROGRAM")
+            raise unknown_name("library program", name, LIBRARY, "PROGRAM")
         if output is not None:
             raise typer.BadParameter("--output picks a program of a .rasp file; a lib: program has one",
                                      param_hint="--output")

@@ -17,6 +17,8 @@ from rasp_compiler.cli.common import (
     app,
     err,
     out,
+    unknown_name,
+    writing,
 )
 from rasp_compiler.cli.model_commands import _print_report, _result_table, _verify
 
@@ -50,8 +52,7 @@ def demo_command(
     from rasp_compiler.verify import exhaustive_inputs
 
     if program not in LIBRARY:
-        raise typer.BadParameter(f"no library program {program!r}; known: {', '.join(sorted(LIBRARY))}",
-                                 param_hint="--program")
+        raise unknown_name("library program", program, LIBRARY, "--program")
     entry = LIBRARY[program]
     max_len = entry.max_seq_len
     t_all = time.perf_counter()
@@ -79,7 +80,8 @@ def demo_command(
     _print_report(report, 5)
 
     out.rule("4. save the weight file")
-    save_model(model, output)
+    with writing(output, "--output"):
+        save_model(model, output)
     out.print(f"wrote {escape(str(output))} ({output.stat().st_size:,} bytes: safetensors + JSON metadata)")
 
     out.rule("5. load it back and compare")

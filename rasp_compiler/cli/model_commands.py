@@ -45,6 +45,8 @@ from rasp_compiler.cli.common import (
     app,
     err,
     out,
+    warn_if_large,
+    writing,
 )
 
 
@@ -75,7 +77,6 @@ def compile_command(
     model = _compile(loaded, vocab, vocab_type, max_seq_len, causal, bos, pad, strict)
     took = time.perf_counter() - t0
     target = out_file or Path((loaded.program.label if loaded.library else Path(program).stem) + ".safetensors")
-    save_model(model, target)
     c = model.config
     out.print(f"compiled [bold]{escape(c.output)}[/bold] from {escape(program)} in {took * 1000:.0f} ms: "
               f"{_describe(model)}")
@@ -85,6 +86,9 @@ def compile_command(
               + (f"; blocks self-checked on {checked:,} input cases" if checked else ""))
     if c.unproven_aggregates:
         out.print(f"unproven (guarded at run time): {escape(', '.join(c.unproven_aggregates))}")
+    warn_if_large(model)
+    with writing(target, "--out/-o"):
+        save_model(model, target)
     out.print(f"wrote {escape(str(target))} ({target.stat().st_size:,} bytes)")
 
 

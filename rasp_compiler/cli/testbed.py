@@ -171,6 +171,11 @@ def score_command(
     path = Path(target)
     if not path.exists():
         raise typer.BadParameter(f"no such file or folder: {target}", param_hint="MODEL_OR_TASK")
+    if (path / "manifest.json").is_file():
+        raise typer.BadParameter(f"{target} is a task set (it has manifest.json), not one task: score one of its "
+                                 f"folders (`rasp-compiler testbed list {target}` names them), or run methods over "
+                                 f"all of them with `rasp-compiler testbed sweep {target} results/`",
+                                 param_hint="MODEL_OR_TASK")
     with _progress(f"score {method}") as progress:
         progress.add_task(escape(path.name), total=None)
         scored, about = score_path(path, method, n_pairs=n_pairs, seed=seed, pair_set=pair_set)
@@ -189,7 +194,10 @@ def score_command(
     from rasp_compiler.interp.scoring import FLOOR
 
     cut = FLOOR * abs(chosen["gap"])  # the scoring's noise floor: below it a score counts as 0
-    ranked = sorted(((k, v if v > cut else 0.0) for k, v in chosen["scores"].items()), key=lambda kv: -kv[1])
+    # a node method also scores the embedding, which no circuit can leave out: it is not ranked
+    candidates = set(scored.result.gt.scored) if data["level"] == "node" else set(chosen["scores"])
+    ranked = sorted(((k, v if v > cut else 0.0) for k, v in chosen["scores"].items() if k in candidates),
+                    key=lambda kv: -kv[1])
     table = Table("rank", "edge" if data["level"] == "edge" else "component", "score", "in circuit",
                   title=f"{method} on {escape(about['task'])}: target {escape(chosen['target'])} "
                         f"({chosen['n_pairs']} pairs, mean gap {chosen['gap']:.3g})")
@@ -200,14 +208,22 @@ def score_command(
     if len(ranked) > top:
         out.print(f"[dim]... {len(ranked) - top} more; circuit members beyond the top {top}: "
                   f"{sum(k in circuit for k, _ in ranked[top:])}[/dim]")
+    unranked = sorted(k for k in chosen["scores"] if k not in candidates)
+    if unranked:
+        listed = ", ".join(f"{k} {chosen['scores'][k]:.4g}" for k in unranked)
+        out.print(f"[dim]not ranked (inputs every circuit keeps, not scored): {escape(listed)}[/dim]")
     for view, row in chosen["views"].items():
         extra = "".join(f", {label} {_num(row[key])}" for key, label in
                         (("pr_auc", "PR AUC"), ("f1", "F1@k"), ("faithfulness", "faithfulness")) if key in row)
         out.print(f"{view}: ROC AUC {_num(row['auc'])}{extra}, TPR {_num(row['tpr'])} / FPR {_num(row['fpr'])} "
                   f"at k = {row['pos']} positives, {row['neg']} negatives")
-    s = data["summary"]
-    out.print(f"mean AUC over {len(targets)} targets: active {_num(s['auc_active'])}, "
-              f"structural {_num(s['auc_structural'])}")
+    if sop is None or len(targets) == 1:
+        s = data["summary"]
+        out.print(f"mean AUC over {len(targets)} target{'s' if len(targets) != 1 else ''}: "
+                  f"active {_num(s['auc_active'])}, structural {_num(s['auc_structural'])}")
+    else:
+        out.print(f"[dim](the lines above are target {escape(sop)}'s alone; without --target the mean over all "
+                  f"{len(targets)} scored targets is printed too)[/dim]")
     if data["pairs_differ_from_stored"]:
         out.print(f"[yellow]note: the testbed's pairs differ from the task's stored ones for "
                   f"{escape(', '.join(data['pairs_differ_from_stored']))}[/yellow]")
@@ -298,5 +314,5 @@ def report_command(
         raise typer.BadParameter(f"{results} holds no sweep results (no jobs/ folder); run "
                                  f"`rasp-compiler testbed sweep TASKS {results}` first", param_hint="RESULTS")
     md, png = write_report(results, output)
-    out.print(md.read_text(encoding="utf-8"))
+    out.print(md.read_text(encoding="utf-8"), markup=False)  # markdown, not rich markup: keep ![..](..) whole
     out.print(f"wrote {escape(str(md))}" + (f" and {escape(str(png))}" if png else ""))

@@ -106,6 +106,7 @@ def parse(text: str, filename: str = "<text>") -> Program:
     """Parse text RASP into a :class:`Program`; raises :class:`ParseError` (file:line:col)."""
     if not isinstance(text, str):
         raise TypeError(f"parse needs the program text as a str, got {type(text).__name__}")
+    text = text.removeprefix("\ufeff")  # the byte-order mark Windows editors write: not part of the program
     lines = text.splitlines()
     try:
         tree = _lark().parse(text)

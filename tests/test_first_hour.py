@@ -1,0 +1,217 @@
+"""Issue 26, a researcher's first hour: each test runs the command the issue quotes and checks
+what a new user now sees (item 10's small points, the demo's hint, examples leaving the checkout
+alone, warnings and labels that read, errors with a line)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from rasp_compiler import compile_rasp_to_model, rasp
+from rasp_compiler.export import load_model
+from rasp_compiler.export.safetensors_file import FORMAT_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(sys.executable).parent / "rasp-compiler"
+
+
+def cli(*args, cwd=None, env=None):
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb", **(env or {})}
+    return subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
+
+
+def one_line(proc) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+    return " ".join(lines[0].split())
+
+
+class Ran:
+    """What one in-process run of the app printed (the CLI's own entry point costs seconds per start)."""
+
+    def __init__(self, code, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = code, stdout, stderr
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    from rasp_compiler.cli import app
+
+    def go(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        with pytest.raises(SystemExit) as exc:
+            app(args=[str(a) for a in args], prog_name="rasp-compiler")
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return Ran(exc.value.code, out, err)
+
+    return go
+
+
+# ---------------------------------------------------------------------------- item 10
+def test_version_is_the_installed_distribution_version():
+    proc = cli("--version")  # the installed entry point itself
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"rasp-compiler {importlib.metadata.version('rasp_compiler')}"
+
+
+def test_misspelt_library_program_gets_did_you_mean(run, tmp_path):
+    proc = run("compile", "lib:sortt", cwd=tmp_path)
+    assert proc.returncode == 2
+    line = one_line(proc)
+    assert "no library program 'sortt'; did you mean 'sort'?" in line and "sort_unique" in line
+    assert not list(tmp_path.iterdir())
+    proc = run("demo", "--program", "revrse", cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean 'reverse'?" in one_line(proc)
+    proc = run("compile", "lib:zzzz", cwd=tmp_path)  # nothing close: no guess, the list only
+    assert proc.returncode == 2 and "did you mean" not in one_line(proc)
+
+
+def test_unwritable_output_path_is_named_as_the_output(run):
+    proc = run("compile", "lib:sort", "-o", "/proc/nope/x.safetensors")
+    assert proc.returncode == 1
+    line = one_line(proc)
+    assert "cannot write the output file /proc/nope/x.safetensors (--out/-o)" in line, line
+    assert not Path("/proc/nope").exists()
+
+
+def test_demo_output_path_is_named_as_the_output(run, tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = run("demo", "--output", tmp_path / "file" / "demo.safetensors")
+    assert proc.returncode == 1
+    line = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
+    assert "file" in line and ("--output" in line or "is a file, not a directory" in line), proc.stderr
+
+
+def test_weights_above_100_mb_warn_with_their_size(run, tmp_path):
+    proc = run("compile", "lib:length", "--max-seq-len", "2100", "-o", tmp_path / "big.safetensors")
+    assert proc.returncode == 0, proc.stderr
+    size = (tmp_path / "big.safetensors").stat().st_size
+    assert size > 100e6
+    warning = re.search(r"warning: the weights take ([\d,]+) MB", proc.stderr)
+    assert warning, proc.stderr
+    assert abs(int(warning.group(1).replace(",", "")) - size / 1e6) < 2  # the file is the weights + a header
+    small = run("compile", "lib:length", "-o", tmp_path / "small.safetensors")
+    assert small.returncode == 0 and "warning" not in small.stderr
+
+
+@pytest.fixture(scope="module")
+def task_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fh_tasks")
+    from rasp_compiler.interp.tasks import export_tasks
+
+    export_tasks(d, programs=["lib:sort"], variants=["rotated"], n_random=0)
+    return d
+
+
+def test_score_on_a_task_set_points_at_sweep(run, task_set):
+    proc = run("testbed", "score", "--method", "eap", task_set)
+    assert proc.returncode == 2
+    line = one_line(proc)
+    assert "is a task set" in line and f"rasp-compiler testbed sweep {task_set}" in line
+
+
+def _ranked_rows(stdout: str) -> list[list[str]]:
+    rows = []
+    for ln in stdout.splitlines():
+        cells = [c.strip() for c in ln.split("│")]
+        if len(cells) > 3 and cells[1].isdigit():
+            rows.append(cells[1:-1])
+    return rows
+
+
+def test_embed_is_not_ranked_as_if_scored(run, task_set):
+    task = task_set / "lib-sort__rotated__s0"
+    proc = run("testbed", "score", "--method", "patching", task)
+    assert proc.returncode == 0, proc.stderr
+    rows = _ranked_rows(proc.stdout)
+    assert rows and all(r[1] != "embed" for r in rows)
+    data = json.loads(run("testbed", "score", "--method", "patching", task, "--json").stdout)
+    out_target = next(t for t in data["result"]["targets"] if t["is_output"])
+    assert "embed" in out_target["scores"]  # the method did score it ...
+    view = out_target["views"]["structural"]
+    assert len(rows) == view["pos"] + view["neg"]  # ... but the ranking holds exactly the scored candidates
+    assert f"not ranked (inputs every circuit keeps, not scored): embed {out_target['scores']['embed']:.4g}" \
+        in proc.stdout
+
+
+def test_target_summary_does_not_claim_a_mean_over_all_targets(run, task_set):
+    task = task_set / "lib-sort__rotated__s0"
+    data = json.loads(run("testbed", "score", "--method", "patching", task, "--json").stdout)
+    names = [t["target"] for t in data["result"]["targets"]]
+    assert len(names) > 1
+    inner = next(t["target"] for t in data["result"]["targets"] if not t["is_output"])
+    proc = run("testbed", "score", "--method", "patching", task, "--target", inner)
+    assert proc.returncode == 0, proc.stderr
+    assert f"target {inner}" in proc.stdout and "mean AUC over" not in proc.stdout
+    proc = run("testbed", "score", "--method", "patching", task)
+    assert f"mean AUC over {len(names)} targets" in proc.stdout
+
+
+def test_report_prints_a_markdown_image(run, task_set, tmp_path):
+    results = tmp_path / "results"
+    proc = run("testbed", "sweep", task_set, results, "--methods", "patching", "--executor", "serial")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("testbed", "report", results)
+    assert proc.returncode == 0, proc.stderr
+    assert "![mean AUC per method and variant](report.png)" in proc.stdout
+    assert "!(report.png)" not in proc.stdout
+    assert (results / "report.png").is_file()
+
+
+def test_docs_show_no_machine_specific_paths():
+    pattern = re.compile(r"(?<![\w.~])/(?:work|home|Users|root|tmp/pytest)[/\w.-]*/")
+    for doc in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        hits = pattern.findall(doc.read_text(encoding="utf-8"))
+        assert not hits, f"{doc.name}: {hits[:3]}"
+
+
+def test_cli_doc_sample_shows_the_weight_format_written_today(run, tmp_path):
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    shown = re.findall(r"\(format (\d+), rasp_compiler", text)
+    assert shown and set(shown) == {FORMAT_VERSION}
+    heading = re.findall(r"^## Format \(version (\d+)\)", (ROOT / "docs" / "weight_files.md").read_text(), re.M)
+    assert heading == [FORMAT_VERSION]
+    proc = run("compile", ROOT / "examples" / "reverse.rasp", "--vocab", "a,b,c", "--max-seq-len", "5", "-o",
+               tmp_path / "reverse.safetensors")
+    assert proc.returncode == 0
+    assert load_model(tmp_path / "reverse.safetensors").metadata["format_version"] == FORMAT_VERSION
+
+
+def test_transformer_lens_docs_say_how_tokens_become_ids():
+    text = " ".join((ROOT / "docs" / "testbed.md").read_text(encoding="utf-8").split())
+    assert "BOS is 0, PAD is 1, then the vocabulary in `config.vocab` order" in text
+    model = compile_rasp_to_model(rasp.Map(lambda x: x, rasp.tokens).named("copy"), {"c", "a", "b"}, 4)
+    assert model.encode(["BOS", "b", "a"])[:3].tolist() == [0, 3, 2]  # the docs' own example
+    # and the ids are what the embedding reads: row i of W_E writes token i's direction only
+    w_e, labels = model.params["embed.W_E"], model.residual_labels
+    for i, tok in enumerate(model.config.input_tokens[2:], 2):
+        written = {labels[j] for j in range(len(labels)) if w_e[i, j] and labels[j].startswith("tokens:")}
+        assert written == {f"tokens:{tok}"}
+
+
+def test_pyproject_license_is_an_spdx_string():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "Apache-2.0"
+    assert any(r.startswith("setuptools>=77") for r in meta["build-system"]["requires"])  # SPDX strings need 77
+
+
+def test_rasp_file_with_a_utf8_byte_order_mark_compiles(run, tmp_path):
+    path = tmp_path / "reverse_bom.rasp"
+    path.write_bytes(b"\xef\xbb\xbf" + (ROOT / "examples" / "reverse.rasp").read_bytes())
+    proc = run("compile", path, "--vocab", "a,b,c", "--max-seq-len", "4", "-o", tmp_path / "r.safetensors")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("verify", tmp_path / "r.safetensors")
+    assert proc.returncode == 0 and "exact: 120 of 120" in proc.stdout, proc.stdout + proc.stderr
+    proc = run("run", tmp_path / "r.safetensors", "--input", "a b c")
+    assert proc.returncode == 0 and "model and evaluator agree" in proc.stdout
