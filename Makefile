@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 .PHONY: demo test bench clean
 demo: $(STAMP)
 	$(BIN)/rasp-compiler demo --output out/demo.safetensors
+	@echo "The CLI is $(BIN)/rasp-compiler; 'source $(BIN)/activate' puts rasp-compiler on your PATH."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2

@@ -215,3 +215,42 @@ def test_rasp_file_with_a_utf8_byte_order_mark_compiles(run, tmp_path):
     assert proc.returncode == 0 and "exact: 120 of 120" in proc.stdout, proc.stdout + proc.stderr
     proc = run("run", tmp_path / "r.safetensors", "--input", "a b c")
     assert proc.returncode == 0 and "model and evaluator agree" in proc.stdout
+
+
+# ---------------------------------------------------------------------------- item 1
+def _path_without_the_cli() -> str:
+    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not (Path(d) / "rasp-compiler").exists())
+
+
+def test_demo_next_hint_runs_verbatim_without_the_cli_on_path(tmp_path):
+    """As after `make demo` in a fresh shell: the CLI started by its path from the checkout,
+    not on PATH; the hint it prints is then run, as printed, by a shell."""
+    argv0 = os.path.relpath(CLI, ROOT) if CLI.is_relative_to(ROOT) else str(CLI)
+    env = {**os.environ, "PATH": _path_without_the_cli(), "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"}
+    output = tmp_path / "demo.safetensors"
+    proc = subprocess.run([argv0, "demo", "--output", str(output)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    hint = re.search(r"Next: (.+)$", proc.stdout, re.M).group(1).strip()
+    assert not hint.startswith("rasp-compiler "), hint  # not on PATH: the bare name would not run
+    assert subprocess.run(f"command -v rasp-compiler", shell=True, env=env, cwd=ROOT).returncode != 0
+    ran = subprocess.run(hint, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "model    sort" in ran.stdout and (tmp_path / "demo.png").stat().st_size > 1000
+
+
+def test_hints_say_rasp_compiler_when_it_is_on_path(tmp_path):
+    env = {"PATH": os.pathsep.join([str(CLI.parent), _path_without_the_cli()])}
+    proc = cli("compile", "lib:nope", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and "(see 'rasp-compiler compile --help')" in one_line(proc)
+    proc = cli("compile", "lib:nope", cwd=tmp_path, env={"PATH": _path_without_the_cli()})
+    assert f"(see '{CLI} compile --help')" in one_line(proc)  # not on PATH: the path that was run
+
+
+def test_readme_opens_with_the_two_commands_then_says_how_to_get_the_cli():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    assert [b.split("#")[0].strip() for b in blocks[:2]] == ["make demo", "make test"]
+    assert text.index("source .venv/bin/activate") > text.index("make test")
+    assert "source $(BIN)/activate" in (ROOT / "Makefile").read_text()

@@ -7,6 +7,8 @@ import contextlib
 import difflib
 import os
 import re
+import shlex
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -41,9 +43,11 @@ class _App(typer.Typer):
     """A Typer app whose errors are one red line: exit 2 for usage, 1 for failures."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        command = typer.main.get_command(self)
+        click_command = typer.main.get_command(self)
+        global _prog_name
+        _prog_name = kwargs.setdefault("prog_name", _invocation())  # usage lines and hints run as printed
         try:
-            code = command.main(*args, standalone_mode=False, **kwargs)
+            code = click_command.main(*args, standalone_mode=False, **kwargs)
         except _UsageError as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `rasp-compiler`: show the help
                 exc.show()
@@ -82,6 +86,45 @@ class _App(typer.Typer):
             _error(f"{type(exc).__name__}: {exc} (unexpected; set RASP_COMPILER_TRACEBACK=1 to see where)")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+_prog_name: str | None = None  # the name this run was called as (set by the app)
+
+
+def command() -> str:
+    """How to type this CLI again from here, so every printed hint runs as printed: the name
+    the app was called with, else ``rasp-compiler`` when that name on the PATH is this program,
+    else the path it was started by (``.venv/bin/rasp-compiler`` after ``make demo``) or
+    ``python -m rasp_compiler.cli``."""
+    return _prog_name or _invocation()
+
+
+def _invocation() -> str:
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started is None or started.name in ("__main__.py", "-c", "-m") or started.suffix == ".py":
+        return f"{_here(Path(sys.executable))} -m rasp_compiler.cli"
+    on_path = shutil.which("rasp-compiler")
+    if started.name == "rasp-compiler" and (not started.exists() or (on_path and _same_file(on_path, started))):
+        return "rasp-compiler"  # called by its name (or from a test harness): the name works
+    return _here(started) if started.exists() else "rasp-compiler"
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _here(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it, else absolute; quoted for a shell."""
+    path = Path(os.path.abspath(path))
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+        shown = shown if os.sep in shown else f".{os.sep}{shown}"
+    except ValueError:
+        shown = str(path)
+    return shlex.quote(shown)
 
 
 def _error(message: str) -> None:
@@ -393,7 +436,7 @@ def _load(spec: str, *, vocab: str | None = None, vocab_type: VocabType = VocabT
                         ("--output", output is not None), ("--causal", causal)):
         if given:
             raise typer.BadParameter(f"{flag} applies when compiling a PROGRAM; {spec} is a weight file, "
-                                     f"which keeps the settings it was compiled with (see rasp-compiler "
+                                     f"which keeps the settings it was compiled with (see {command()} "
                                      f"inspect {spec})", param_hint=flag)
     from rasp_compiler.export import load_model
 
@@ -408,7 +451,7 @@ def _load(spec: str, *, vocab: str | None = None, vocab_type: VocabType = VocabT
     if need_program and program is None:
         raise RaspCompilerError(f"{spec} stores no program (no source text, no library name), so there is "
                                 f"nothing to check it against; verify the program instead: "
-                                f"rasp-compiler verify PROGRAM.rasp --vocab ... --max-seq-len ...")
+                                f"{command()} verify PROGRAM.rasp --vocab ... --max-seq-len ...")
     return Loaded(spec, program, model.source, (model.metadata or {}).get("program"), model)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from rasp_compiler.cli.common import (
     _describe,
     _error,
     app,
+    command,
     err,
     out,
     unknown_name,
@@ -96,8 +98,9 @@ def demo_command(
     if not ok:
         _error("the demo found a problem (see above)")
         raise typer.Exit(1)
+    plot = output.with_suffix(".png")  # beside the weight file, not in the checkout
     out.print(f"[green]demo passed[/green] in {time.perf_counter() - t_all:.1f} s. Next: "
-              f"rasp-compiler inspect {escape(str(output))} --plot demo.png")
+              f"{escape(command())} inspect {escape(shlex.quote(str(output)))} --plot {escape(shlex.quote(str(plot)))}")
 
 
 # ---------------------------------------------------------------------------- generate

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rasp_compiler.cli.common import _error, app, err, out
+from rasp_compiler.cli.common import _error, app, command, err, out
 
 testbed_app = typer.Typer(name="testbed", no_args_is_help=True, add_completion=False,
                           help="The interpretability benchmark: export tasks, score a method, sweep, report.")
@@ -173,8 +173,8 @@ def score_command(
         raise typer.BadParameter(f"no such file or folder: {target}", param_hint="MODEL_OR_TASK")
     if (path / "manifest.json").is_file():
         raise typer.BadParameter(f"{target} is a task set (it has manifest.json), not one task: score one of its "
-                                 f"folders (`rasp-compiler testbed list {target}` names them), or run methods over "
-                                 f"all of them with `rasp-compiler testbed sweep {target} results/`",
+                                 f"folders (`{command()} testbed list {target}` names them), or run methods over "
+                                 f"all of them with `{command()} testbed sweep {target} results/`",
                                  param_hint="MODEL_OR_TASK")
     with _progress(f"score {method}") as progress:
         progress.add_task(escape(path.name), total=None)
@@ -312,7 +312,7 @@ def report_command(
 
     if not (results / "jobs").is_dir():
         raise typer.BadParameter(f"{results} holds no sweep results (no jobs/ folder); run "
-                                 f"`rasp-compiler testbed sweep TASKS {results}` first", param_hint="RESULTS")
+                                 f"`{command()} testbed sweep TASKS {results}` first", param_hint="RESULTS")
     md, png = write_report(results, output)
     out.print(md.read_text(encoding="utf-8"), markup=False)  # markdown, not rich markup: keep ![..](..) whole
     out.print(f"wrote {escape(str(md))}" + (f" and {escape(str(png))}" if png else ""))

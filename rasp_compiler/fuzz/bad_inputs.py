@@ -145,7 +145,9 @@ def _cli(ctx: Context, *args: str) -> None:
     exe = cli_path()
     if exe is None:
         raise _Skip("the rasp-compiler entry point is not installed next to sys.executable")
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"}
+    # its folder first on PATH: the hints it prints then say ``rasp-compiler``, as a user's shell would
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb",
+           "PATH": os.pathsep.join([str(exe.parent), os.environ.get("PATH", "")])}
     proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=ctx.tmp, env=env, timeout=120)
     if proc.returncode != 0:
         raise CliFailed(proc.returncode, proc.stderr, proc.stdout)
