@@ -178,7 +178,8 @@ plot_target(result, out, "sort.png")     # scores next to the true circuit
 ```
 
 Examples: `examples/interp_reverse.py`, `examples/interp_hist.py`, `examples/interp_sort.py`
-(figures in `docs/figures/`). Benchmark: `python benchmarks/interp_methods.py` (writes this page).
+(each writes its figures under `out/`; `python benchmarks/example_figures.py` writes the copies in
+`docs/figures/`). Benchmark: `python benchmarks/interp_methods.py` (writes this page).
 
 ## Ground truth (`interp.ground_truth`)
 

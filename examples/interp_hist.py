@@ -4,11 +4,13 @@
 MLP turns it into the count through steep ReLU steps. Every step sits flat at the clean
 input, so the gradient through the MLP is exactly zero: AtP and AtP* (whose QK fix only
 concerns attention) score the head 0, while activation patching finds it.
-Saves docs/figures/interp_hist.png.
+Saves out/interp_hist.png
+(or into FOLDER); `python benchmarks/example_figures.py` writes the copies in docs/figures/.
 
-Run: python examples/interp_hist.py
+Run: python examples/interp_hist.py [FOLDER]
 """
 
+import sys
 from pathlib import Path
 
 from rasp_compiler import compile_rasp_to_model
@@ -17,10 +19,10 @@ from rasp_compiler.interp.hooks import ablate, patch_from
 from rasp_compiler.lib import LIBRARY
 from rasp_compiler.verify import exhaustive_inputs
 
-FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+OUT = Path("out")  # under the working directory; ignored by git
 
 
-def main() -> None:
+def main(figures: Path = OUT) -> None:
     entry = LIBRARY["hist"]
     model = compile_rasp_to_model(entry.build(), entry.vocab, max_seq_len=5)
     bos = model.config.bos
@@ -42,9 +44,9 @@ def main() -> None:
         print(f"{method:14s}", ", ".join(f"{k}={v:.3g}" for k, v in scores.score.items()))
     for method, s in out.edge["active"].items():
         print(f"edges {method:14s} ROC AUC {s.auc:.2f}  TPR@k {s.tpr:.2f}  FPR@k {s.fpr:.2f}")
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    print("saved", plot_target(result, out, str(FIGURES / "interp_hist.png")))
+    figures.mkdir(parents=True, exist_ok=True)
+    print("saved", plot_target(result, out, str(figures / "interp_hist.png")))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

@@ -5,11 +5,13 @@
 corrupted inputs of the same length only the last head's input changes, so no method
 comparing two inputs can see the length chain; with inputs of different lengths it can.
 The script also shows the rotated model: same outputs, same scores.
-Saves docs/figures/interp_reverse.png and docs/figures/interp_reverse_mixed.png.
+Saves out/interp_reverse.png and out/interp_reverse_mixed.png
+(or into FOLDER); `python benchmarks/example_figures.py` writes the copies in docs/figures/.
 
-Run: python examples/interp_reverse.py
+Run: python examples/interp_reverse.py [FOLDER]
 """
 
+import sys
 from pathlib import Path
 
 from rasp_compiler import compile_rasp_to_model
@@ -17,7 +19,7 @@ from rasp_compiler.interp import evaluate, ground_truth, plot_target, rotate_res
 from rasp_compiler.interp.hooks import ablate, replace_pattern
 from rasp_compiler.lib import LIBRARY
 
-FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+OUT = Path("out")  # under the working directory; ignored by git
 
 
 def show(result, label):
@@ -30,7 +32,7 @@ def show(result, label):
         print(f"  nodes {method:10s}", ", ".join(f"{k}={v:.3g}" for k, v in ranked))
 
 
-def main() -> None:
+def main(figures: Path = OUT) -> None:
     entry = LIBRARY["reverse"]
     model = compile_rasp_to_model(entry.build(), entry.vocab, max_seq_len=5)
     gt = ground_truth(model)
@@ -54,12 +56,12 @@ def main() -> None:
     print("\nrotated model, same outputs:", rotated.apply(tokens).decoded)
     show(evaluate(rotated, "reverse (rotated)", targets=[model.config.output]), "rotated, same-length pairs")
 
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    print("saved", plot_target(same, same.output(), str(FIGURES / "interp_reverse.png"),
+    figures.mkdir(parents=True, exist_ok=True)
+    print("saved", plot_target(same, same.output(), str(figures / "interp_reverse.png"),
                                title="reverse: same-length pairs (the length chain cannot change)"))
-    print("saved", plot_target(mixed, mixed.output(), str(FIGURES / "interp_reverse_mixed.png"),
+    print("saved", plot_target(mixed, mixed.output(), str(figures / "interp_reverse_mixed.png"),
                                title="reverse: mixed-length pairs"))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

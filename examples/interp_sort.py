@@ -5,21 +5,23 @@ selector-width head + MLP per count, an MLP for the target position, then one he
 whose *query/key* side reads that position). Its attention is saturated (score gaps of
 ~50), so plain attribution patching (AtP) sees nothing through the last head's
 query/key side; AtP*'s QK fix recomputes the softmax exactly and finds the
-target-position MLP. Saves docs/figures/interp_sort.png.
+target-position MLP. Saves out/interp_sort.png
+(or into FOLDER); `python benchmarks/example_figures.py` writes the copies in docs/figures/.
 
-Run: python examples/interp_sort.py
+Run: python examples/interp_sort.py [FOLDER]
 """
 
+import sys
 from pathlib import Path
 
 from rasp_compiler import compile_rasp_to_model
 from rasp_compiler.interp import evaluate, plot_target
 from rasp_compiler.lib import LIBRARY
 
-FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+OUT = Path("out")  # under the working directory; ignored by git
 
 
-def main() -> None:
+def main(figures: Path = OUT) -> None:
     entry = LIBRARY["sort"]
     model = compile_rasp_to_model(entry.build(), entry.vocab, max_seq_len=5)
     result = evaluate(model, "sort", targets=[model.config.output])
@@ -36,9 +38,9 @@ def main() -> None:
     for view in ("active",):
         for m, s in out.edge[view].items():
             print(f"edges ({view}) {m:14s} ROC AUC {s.auc:.2f}  TPR@k {s.tpr:.2f}  FPR@k {s.fpr:.2f}")
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    print("saved", plot_target(result, out, str(FIGURES / "interp_sort.png")))
+    figures.mkdir(parents=True, exist_ok=True)
+    print("saved", plot_target(result, out, str(figures / "interp_sort.png")))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

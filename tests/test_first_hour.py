@@ -254,3 +254,47 @@ def test_readme_opens_with_the_two_commands_then_says_how_to_get_the_cli():
     assert [b.split("#")[0].strip() for b in blocks[:2]] == ["make demo", "make test"]
     assert text.index("source .venv/bin/activate") > text.index("make test")
     assert "source $(BIN)/activate" in (ROOT / "Makefile").read_text()
+
+
+# ---------------------------------------------------------------------------- item 9
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _all_files(folder: Path) -> set[Path]:
+    return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.mark.slow  # every example in full: minutes (run: pytest -m slow tests/test_first_hour.py)
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+def test_examples_write_only_under_out(example, tmp_path):
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    before = _git_status()
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / example)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=1800, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _git_status() == before  # nothing in the checkout changed, not even an ignored-by-accident file
+    assert all(p.parts[0] == "out" for p in _all_files(tmp_path)), _all_files(tmp_path)
+
+
+def test_figure_examples_default_to_out_and_the_benchmark_to_docs_figures():
+    """The fast half of the check above: the examples that draw figures send them to out/ unless
+    told otherwise, and only benchmarks/example_figures.py points them at docs/figures/."""
+    import importlib.util
+    import inspect
+
+    for name in ("interp_reverse", "interp_hist", "interp_sort"):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert inspect.signature(module.main).parameters["figures"].default == Path("out")
+        assert "docs" not in (ROOT / "examples" / f"{name}.py").read_text().split('"""', 2)[2]
+    spec = importlib.util.spec_from_file_location("example_figures", ROOT / "benchmarks" / "example_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert inspect.signature(module.main).parameters["figures"].default == ROOT / "docs" / "figures"
+    for name in module.EXAMPLES:
+        for png in re.findall(r'"(\w+\.png)"', (ROOT / "examples" / f"{name}.py").read_text()):
+            assert (ROOT / "docs" / "figures" / png).is_file(), png  # the doc's copies exist
