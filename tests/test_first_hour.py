@@ -298,3 +298,49 @@ def test_figure_examples_default_to_out_and_the_benchmark_to_docs_figures():
     for name in module.EXAMPLES:
         for png in re.findall(r'"(\w+\.png)"', (ROOT / "examples" / f"{name}.py").read_text()):
             assert (ROOT / "docs" / "figures" / png).is_file(), png  # the doc's copies exist
+
+
+# ---------------------------------------------------------------------------- item 4
+SELF_MAP = "with itself: both inputs are the same SOp"
+
+
+def test_generate_summarises_the_generators_notes_once(tmp_path):
+    from rasp_compiler.fuzz.generator import generate_program
+
+    assert generate_program(1).notes  # seed 1 is a SequenceMap of an SOp with itself: the case at hand
+    proc = cli("generate", "--n", "3", "--out", tmp_path / "dataset", "--seed", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert SELF_MAP not in proc.stderr
+    assert proc.stdout.count("note:") == 1 and "1 of 3 generated programs carry construction notes" in proc.stdout
+    index = json.loads((tmp_path / "dataset" / "index.json").read_text())
+    assert [bool(e["notes"]) for e in index["programs"]] == [False, True, False]
+
+
+def test_testbed_export_does_not_repeat_notes_about_random_programs(tmp_path):
+    from rasp_compiler.fuzz.generator import generate_program
+
+    proc = cli("testbed", "export", tmp_path / "tasks", "--programs", "lib:length", "--variants", "compiled",
+               "--random", "2")
+    assert proc.returncode == 0, proc.stderr
+    seeds = [int(t["program"]["origin"].split()[2]) for t in
+             json.loads((tmp_path / "tasks" / "manifest.json").read_text())["tasks"]
+             if t["program"]["name"] != "lib-length"]
+    assert any(generate_program(s).notes for s in range(max(seeds) + 1))  # the generator did make such a program
+    assert SELF_MAP not in proc.stderr and SELF_MAP not in proc.stdout
+
+
+def test_user_programs_still_get_the_warning(caplog, tmp_path):
+    from rasp_compiler.fuzz.generator import generate_program
+
+    generate_program(1)  # collecting the generator's notes leaves nothing switched off afterwards
+    with caplog.at_level("WARNING", logger="rasp_compiler.rasp.core"):
+        x = rasp.Map(lambda t: t, rasp.tokens).named("x")
+        rasp.SequenceMap(lambda a, b: a, x, x).named("y")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"SequenceMap of x {SELF_MAP}; a Map of it computes the same with a smaller MLP"]
+    program = tmp_path / "self_map.py"
+    program.write_text("from rasp_compiler import rasp\n"
+                       "x = rasp.Map(lambda t: t, rasp.tokens).named('x')\n"
+                       "rasp.SequenceMap(lambda a, b: a, x, x)\n")
+    proc = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and f"SequenceMap of x {SELF_MAP}" in proc.stderr

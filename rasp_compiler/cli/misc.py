@@ -136,3 +136,19 @@ def generate_command(
 
         result = write_dataset(n=n, out_dir=out_dir, seed=seed, depth=depth, progress=advance)
     out.print(f"wrote {n} programs to {escape(str(out_dir))}" + (f": {escape(str(result))}" if result else ""))
+    _summarise_notes(result)
+
+
+def _summarise_notes(index: Any) -> None:
+    """One line for the generator's notes (kept in index.json), not one warning per program."""
+    import json
+
+    try:
+        entries = json.loads(Path(index).read_text(encoding="utf-8"))["programs"]
+    except (OSError, TypeError, ValueError, KeyError):
+        return
+    noted = [e for e in entries if isinstance(e, dict) and e.get("notes")]
+    if noted:
+        first = noted[0]["notes"][0]
+        out.print(f"[dim]note: {len(noted)} of {len(entries)} generated programs carry construction notes "
+                  f"(e.g. {escape(first)}); they compile exactly, see 'notes' in index.json[/dim]")

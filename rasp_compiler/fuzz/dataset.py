@@ -11,7 +11,11 @@ weight file too (``source``), so ``rasp-compiler verify FILE`` re-checks it.
      "generator": {"rejected": {reason: count}, "compiler_errors": [...]},
      "programs": [{"file", "seed", "attempt", "output", "output_encoding", "text",
                    "printable", "vocab", "max_seq_len", "causal", "depth", "layers", "sizes",
-                   "ops", "verified_inputs", "examples": [{"input", "output"}]}, ...]}
+                   "ops", "verified_inputs", "examples": [{"input", "output"}], "notes"}, ...]}
+
+``notes`` are what building the program would have logged (e.g. "SequenceMap of n1_mean with
+itself ..."): about code the generator wrote, so kept here and summarised in one line by
+``rasp-compiler generate`` rather than printed per program.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def write_dataset(n: int, out_dir, seed: int = 0, depth: int = 3,
             "ops": list(describe_ops(gen.program)),
             "verified_inputs": verified,
             "examples": examples,
+            "notes": list(gen.notes),  # what building it would have logged, kept here instead
         })
         if progress is not None:
             progress(1)

@@ -116,6 +116,7 @@ class GeneratedProgram:
     measured_depth: int  # longest chain of operations from an input to the output
     text: str | None  # text RASP (printable programs)
     print_error: str | None = None  # why a printable program could not be printed (a printer bug)
+    notes: tuple[str, ...] = ()  # what building it would have logged (e.g. a SequenceMap of x with itself)
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -493,7 +494,8 @@ def generate_program(seed: int, depth: int = 3, vocab: Sequence[Any] | None = No
     causal = drawn[2] if causal is None else bool(causal)
     printable = drawn[3] if printable is None else bool(printable)
     builder = _Builder(rng, vocab, n, causal, printable, mix)
-    out = builder.build(depth)
+    with rasp.collecting_notes() as notes:  # remarks about code no user wrote: kept, not logged
+        out = builder.build(depth)
     text, print_error = None, None
     if printable:
         from rasp_compiler.dsl.printer import to_text
@@ -503,7 +505,7 @@ def generate_program(seed: int, depth: int = 3, vocab: Sequence[Any] | None = No
             print_error = f"{type(exc).__name__}: {exc}"
     return GeneratedProgram(seed=seed, attempt=attempt, program=out.sop, vocab=vocab, max_seq_len=n,
                             causal=causal, printable=printable, depth=depth, measured_depth=out.level,
-                            text=text, print_error=print_error)
+                            text=text, print_error=print_error, notes=tuple(dict.fromkeys(notes)))
 
 
 # --------------------------------------------------------------------------- compiling

@@ -12,6 +12,7 @@ new SOp. Key collections by ``unique_id`` instead.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import copy
 import enum
 import itertools
@@ -22,6 +23,28 @@ from rasp_compiler.errors import RaspTypeError
 
 _ids = itertools.count(1)
 _log = logging.getLogger(__name__)
+_collectors: list[list[str]] = []  # innermost last; see collecting_notes
+
+
+@contextlib.contextmanager
+def collecting_notes():
+    """Collect the notes made while building expressions (e.g. "SequenceMap of x with itself")
+    into the yielded list instead of logging them. For programs a generator makes up: their
+    notes are about code no user wrote, so the caller summarises them once or drops them."""
+    notes: list[str] = []
+    _collectors.append(notes)
+    try:
+        yield notes
+    finally:
+        _collectors.remove(notes)
+
+
+def _note(message: str, *args: Any) -> None:
+    """A remark about the program being built: logged as a warning, or collected (collecting_notes)."""
+    if _collectors:
+        _collectors[-1].append(message % args)
+    else:
+        _log.warning(message, *args)
 
 # tracr's type names, for annotations in code written against tracr.
 Value = Union[None, int, float, str, bool]
@@ -471,7 +494,7 @@ class SequenceMap(SOp):
         if not callable(f) or isinstance(f, RASPExpr):
             raise RaspTypeError(f"SequenceMap needs a function, got {f!r}")
         if fst.unique_id == snd.unique_id:
-            _log.warning("SequenceMap of %s with itself: both inputs are the same SOp; a Map of it "
+            _note("SequenceMap of %s with itself: both inputs are the same SOp; a Map of it "
                          "computes the same with a smaller MLP", fst.label)
         self.f, self.fst, self.snd = f, fst, snd
 
