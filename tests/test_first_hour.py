@@ -344,3 +344,78 @@ def test_user_programs_still_get_the_warning(caplog, tmp_path):
                        "rasp.SequenceMap(lambda a, b: a, x, x)\n")
     proc = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and f"SequenceMap of x {SELF_MAP}" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- item 5
+SEEN = '''def seen(v) {
+    s = aggregate(select(indices, indices, <=), v);
+    return numerical(s > 0);
+}
+out = seen(tokens == "a") + seen(tokens == "b") + seen(tokens == "c");
+'''
+
+
+def test_function_labels_name_the_call_in_call_order_and_blocks_follow_the_text(run, tmp_path):
+    from rasp_compiler.verify import check_model, exhaustive_inputs
+
+    (tmp_path / "seen.rasp").write_text(SEEN)
+    proc = run("compile", tmp_path / "seen.rasp", "--vocab", "a,b,c", "--max-seq-len", "4", "-o",
+               tmp_path / "seen.safetensors")
+    assert proc.returncode == 0, proc.stderr
+    model = load_model(tmp_path / "seen.safetensors")
+    assert model.labels.heads[0] == ("seen_1_s", "seen_2_s", "seen_3_s")
+    assert [n for n, _, _ in model.labels.mlps[0]] == ["seen_1", "seen_2", "seen_3"]
+    # the labels are true: head h of layer 0 writes exactly the residual directions of seen_{h+1}_s
+    w_o = model.params["blocks.0.attn.W_O"]  # (heads, d_head, d_model)
+    for h in range(3):
+        written = {model.residual_labels[j].split(":")[0] for j in range(w_o.shape[-1]) if abs(w_o[h, :, j]).max()}
+        assert written == {f"seen_{h + 1}_s"}
+    from rasp_compiler.dsl import load
+
+    program = load(tmp_path / "seen.rasp").output
+    assert check_model(model, program, exhaustive_inputs(model.config.vocab, 4)).exact
+
+
+def test_a_function_called_once_keeps_plain_labels_and_python_programs_keep_their_order():
+    from rasp_compiler import dsl
+    from rasp_compiler.lib import LIBRARY
+
+    once = dsl.parse(SEEN.replace(' + seen(tokens == "b") + seen(tokens == "c")', " + 1"))
+    model = compile_rasp_to_model(once.output, {"a", "b"}, 3)
+    assert model.labels.heads[0] == ("seen_s",)
+    # a program built in Python keeps the depth-first order its saved (trained) weights were made with
+    e = LIBRARY["running_max"]
+    lib = compile_rasp_to_model(e.build(), e.vocab, e.max_seq_len)
+    assert lib.labels.heads[0][0] == "running_max_frac_ge_4"
+
+
+# ---------------------------------------------------------------------------- item 7
+def test_errors_found_after_parsing_carry_file_line_col(run, tmp_path):
+    (tmp_path / "maperr.rasp").write_text("x = tokens_int;\ninv = 10 / (x - 2);\n")
+    proc = run("compile", tmp_path / "maperr.rasp", "--vocab", "1,2,3", "--max-seq-len", "3", "-o",
+               tmp_path / "x.safetensors")
+    assert proc.returncode == 1
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith(f"error: {tmp_path / 'maperr.rasp'}:2:7: the function of Map inv raised "
+                            "ZeroDivisionError"), first
+    assert "inv = 10 / (x - 2);" in proc.stderr and not (tmp_path / "x.safetensors").exists()
+    proc = run("eval", tmp_path / "maperr.rasp", "--input", "1 2 3")
+    assert proc.returncode == 1 and f"maperr.rasp:2:7: the function of Map inv raised" in proc.stderr
+
+    (tmp_path / "aggerr.rasp").write_text('sel = select(indices, indices, <=);\nanyt = aggregate(sel, tokens);\n')
+    proc = run("compile", tmp_path / "aggerr.rasp", "--vocab", "a,b", "--max-seq-len", "3", "-o",
+               tmp_path / "y.safetensors")
+    assert proc.returncode == 1
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith(f"error: {tmp_path / 'aggerr.rasp'}:2:8: categorical Aggregate anyt selects differing"), \
+        first
+
+
+def test_missing_semicolon_points_at_the_end_of_the_previous_statement(run, tmp_path):
+    (tmp_path / "semi.rasp").write_text('a = tokens == "a"   # no semicolon\nb = a + 1;\n')
+    proc = run("compile", tmp_path / "semi.rasp", "--vocab", "a,b", "--max-seq-len", "3")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"error: {tmp_path / 'semi.rasp'}:1:18: missing ';' at the end of this statement " \
+                       "(the next line starts with 'b')"
+    assert lines[2].index("^") - lines[1].index("a = tokens") == 17  # the caret just after "a"

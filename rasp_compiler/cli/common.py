@@ -67,7 +67,7 @@ class _App(typer.Typer):
             _error("interrupted")
             sys.exit(130)
         except RaspCompilerError as exc:
-            _error(str(exc))
+            _error(str(_located(exc)))
             sys.exit(1)
         except OSError as exc:
             _error(f"{str(exc.filename) + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}")
@@ -125,6 +125,22 @@ def _here(path: Path) -> str:
     except ValueError:
         shown = str(path)
     return shlex.quote(shown)
+
+
+_text_programs: list = []  # the .rasp programs this run parsed, for errors found after parsing
+
+
+def _located(exc: Exception) -> Exception:
+    """An error about a node of a parsed .rasp program, at that node's file:line:col."""
+    from rasp_compiler.errors import ParseError
+
+    if isinstance(exc, ParseError):
+        return exc
+    for parsed in reversed(_text_programs):
+        found = parsed.locate(exc)
+        if found is not None:
+            return found
+    return exc
 
 
 def _error(message: str) -> None:
@@ -353,6 +369,7 @@ def _load_program(spec: str, output: str | None) -> Loaded:
     from rasp_compiler.dsl import load
 
     parsed = load(path)
+    _text_programs.append(parsed)
     if output is not None:
         if output not in parsed.programs:
             raise typer.BadParameter(f"{spec} defines no program {output!r}; it defines "

@@ -16,7 +16,7 @@ import functools
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Iterator
 
@@ -59,6 +59,23 @@ _PREDICATES = {"==": core.Comparison.EQ, "!=": core.Comparison.NEQ, "<": core.Co
 _OUTPUT_DIRECTIVE = re.compile(r"^\s*#\s*output\s*:\s*(\S+)\s*$")
 
 
+# "Map out raised ...", "categorical Aggregate anyt selects ...": how errors name the node they are about
+_NAMED_NODE = re.compile(r"\b(?:Map|SequenceMap|LinearSequenceMap|Aggregate|SelectorWidth|Select|Full|"
+                         r"ConstantSOp|SOp|node|selector|sequence)\s+'?([A-Za-z_]\w*)")
+
+
+def _expressions(root: core.RASPExpr) -> Iterator[core.RASPExpr]:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        e = stack.pop()
+        if e.unique_id in seen:
+            continue
+        seen.add(e.unique_id)
+        yield e
+        stack.extend(e.children)
+
+
 # --------------------------------------------------------------------------- public types
 @dataclass(frozen=True, eq=False)
 class Program:
@@ -78,6 +95,24 @@ class Program:
     filename: str = "<text>"
     output: core.SOp | None = None
     input_type: str = "str"
+    positions: dict = field(default_factory=dict)  # unique_id -> (line, column) of the expression that made it
+
+    def locate(self, error: BaseException | str) -> ParseError | None:
+        """An error found after parsing (compiling, evaluating) as a :class:`ParseError` at
+        ``file:line:col`` of the expression that made the node it names first (``Map out``,
+        ``Aggregate anyt`` ...); None when it names no node of this program."""
+        message = str(error)
+        where = {}
+        for root in self.programs.values():
+            for expr in _expressions(root):
+                if expr.unique_id in self.positions:
+                    where.setdefault(expr.label, self.positions[expr.unique_id])
+        for m in _NAMED_NODE.finditer(message):
+            if m.group(1) in where:
+                line, column = where[m.group(1)]
+                source_line = self.source.splitlines()[line - 1] if 0 < line <= len(self.source.splitlines()) else None
+                return ParseError(message, filename=self.filename, line=line, column=column, source_line=source_line)
+        return None
 
     def convert_input(self, xs) -> list:
         """``xs`` read as the program's input type (``tokens = tokens_int;`` makes "3" the
@@ -116,7 +151,7 @@ def parse(text: str, filename: str = "<text>") -> Program:
     # bind it several times), so that the second can label the last binding with the name.
     counting = _Interpreter(text, lines, filename)
     counting.run(tree)
-    return _Interpreter(text, lines, filename).run(tree, counting.seen)
+    return _Interpreter(text, lines, filename).run(tree, counting.seen, counting.calls)
 
 
 def load(path) -> Program:
@@ -174,11 +209,32 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, lines: list[s
             message += " (a string must be closed on the same line)"
         message += _expected_text(exc.allowed or ())
     elif isinstance(exc, lark.exceptions.UnexpectedToken) and exc.token.type != "$END":
-        message = f"unexpected {exc.token.value!r}" + _expected_text(exc.accepts or exc.expected)
+        expected = exc.accepts or exc.expected
+        before = _token_before(text, exc.token.start_pos)
+        if "';'" in {_describe_terminal(n) for n in expected} and before is not None \
+                and before.end_line < exc.token.line:
+            # a statement left open at the end of its line: say so there, not on the next line
+            line, column = before.end_line, before.end_column
+            source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+            return ParseError(f"missing ';' at the end of this statement (the next line starts with "
+                              f"{exc.token.value!r})", filename=filename, line=line, column=column,
+                              source_line=source_line)
+        message = f"unexpected {exc.token.value!r}" + _expected_text(expected)
     else:
         expected = getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ()
         message = "unexpected end of file" + _expected_text(expected)
     return ParseError(message, filename=filename, line=line, column=column, source_line=source_line)
+
+
+def _token_before(text: str, pos: int):
+    """The last token ending at or before ``pos`` (comments and spaces skipped), or None."""
+    last = None
+    try:
+        for tok in _lark().lex(text[:pos]):
+            last = tok
+    except lark.exceptions.LarkError:
+        return None
+    return last
 
 
 # --------------------------------------------------------------------------- values
@@ -208,6 +264,7 @@ class _Frame:
     function: "_Function | None"
     aggregate_only: set[str]
     returned: set[str]
+    tag: str = ""  # the call's label prefix: the function's name, numbered when it is called more than once
 
 
 class _Scope:
@@ -303,6 +360,10 @@ class _Interpreter:
         self.bound.update({core.tokens.unique_id, core.indices.unique_id, self.length.unique_id})
         self.input_uses: dict[str, str] = {}  # input type -> the name that reads the input so
         self.scope = _Scope(self.globals)
+        self.call_totals: Counter = Counter()  # calls per function in the whole program (set by run)
+        self.calls: Counter = Counter()  # calls per function so far
+        self.named_by_caller: set[int] = set()  # call nodes whose value an assignment or return names
+        self.positions: dict[int, tuple[int, int]] = {}  # see Program.positions
         _load_prelude(self)
 
     # -- errors ---------------------------------------------------------------------
@@ -345,11 +406,14 @@ class _Interpreter:
         return value
 
     # -- program ----------------------------------------------------------------------
-    def run(self, tree: Tree, counts: Counter | None = None) -> Program:
+    def run(self, tree: Tree, counts: Counter | None = None, call_totals: Counter | None = None) -> Program:
         """Execute the statements. ``counts`` (from a first pass) says how many times each
-        top-level name is bound: the last binding is labelled with the plain name."""
+        top-level name is bound: the last binding is labelled with the plain name;
+        ``call_totals`` how many times each function is called: the labels of a function
+        called more than once carry the call's number (``seen_1_s``, ``seen_2_s``)."""
         statements = list(tree.children)
         self.counts = counts
+        self.call_totals = call_totals or Counter()
         self.reserved_labels = set(counts) if counts else set()
         self.seen: Counter = Counter()
         self.programs: dict[str, core.RASPExpr] = {}
@@ -357,9 +421,12 @@ class _Interpreter:
         self.frame = _Frame(None, self._aggregate_only_names(statements), set())
         for stmt in statements:
             self._exec(stmt, self.scope)
+        # blocks of one layer in the order the text creates them (see graph.build)
+        self.programs = {k: v.annotate(**{core.PROGRAM_ORDER: "creation"}) if isinstance(v, core.SOp) else v
+                         for k, v in self.programs.items()}
         output = self._output(self.programs, self.last_sop)
         return Program(programs=self.programs, source=self.source, filename=self.filename, output=output,
-                       input_type=self._input_type())
+                       input_type=self._input_type(), positions=self.positions)
 
     def _input_type(self) -> str:
         kinds = sorted(self.input_uses)
@@ -379,10 +446,12 @@ class _Interpreter:
                 self._for(stmt, scope)
             elif stmt.data == "assign":
                 names_tree, exprs_tree = stmt.children
+                self.named_by_caller.update(id(e) for e in exprs_tree.children)
                 values = [self.value_of(e, scope) for e in exprs_tree.children]
                 for name_tok, value in self._unpack(names_tree.children, values, stmt):
                     self._bind_statement(name_tok, value, scope)
             elif stmt.data == "exprstmt":  # as in the reference, the value is kept as `out`
+                self.named_by_caller.add(id(stmt.children[0]))
                 value = self.value_of(stmt.children[0], scope)
                 self._bind_statement(Token("NAME", "out", line=stmt.meta.line, column=stmt.meta.column), value, scope)
             else:  # pragma: no cover - grammar and interpreter out of sync
@@ -428,7 +497,7 @@ class _Interpreter:
         label = None
         if (frame.function is not None and isinstance(value, core.RASPExpr) and not _has_name(value)
                 and name not in frame.returned):
-            label = self._fresh_label(f"{frame.function.name}_{name}")
+            label = self._fresh_label(f"{frame.tag}_{name}")
         self._bind(scope, name, value, label, name_tok)
 
     def _for(self, node: Tree, scope: _Scope) -> None:
@@ -532,24 +601,36 @@ class _Interpreter:
         for pname, value in zip(fn.params, args):
             self._bind(local, pname, value, None, node)
         returned = {e.children[0].value for e in fn.ret.children if e.data == "var"}
+        self.calls[fn.name] += 1
+        tag = f"{fn.name}_{self.calls[fn.name]}" if self.call_totals[fn.name] > 1 else fn.name
         outer = self.frame
-        self.frame = _Frame(fn, self._aggregate_only_names(fn.statements + [fn.ret]), returned)
+        self.frame = _Frame(fn, self._aggregate_only_names(fn.statements + [fn.ret]), returned, tag)
         self.active.append(fn)
         try:
             for stmt in fn.statements:
                 self._exec(stmt, local)
+            self.named_by_caller.update(id(e) for e in fn.ret.children)  # the caller names what is returned
             values = [self.value_of(e, local) for e in fn.ret.children]
-            return values[0] if len(values) == 1 else tuple(values)
         finally:
             self.active.pop()
             self.frame = outer
+        if len(values) == 1 and id(node) not in self.named_by_caller:
+            value = values[0]  # used inside an expression: no assignment will name it, so the call does
+            if isinstance(value, core.RASPExpr) and not _has_name(value) and value.unique_id not in self.bound:
+                values[0] = value.named(self._fresh_label(tag))
+        return values[0] if len(values) == 1 else tuple(values)
 
     # -- expressions ---------------------------------------------------------------------
     def value_of(self, node, scope: _Scope) -> Any:
         handler = getattr(self, f"_e_{node.data}", None)
         if handler is None:  # pragma: no cover - grammar and interpreter out of sync
             raise self.error(f"internal error: no rule for {node.data!r}", node)
-        return handler(node, scope)
+        value = handler(node, scope)
+        if isinstance(value, core.RASPExpr) and value.unique_id not in self.positions:
+            line, column = self._pos(node)  # the innermost expression that made it comes first
+            if line is not None:
+                self.positions[value.unique_id] = (line, column)
+        return value
 
     def _e_int_lit(self, node, scope):
         text = node.children[0].value

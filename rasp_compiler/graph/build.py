@@ -29,8 +29,25 @@ def build_graph(program: core.SOp) -> ProgramGraph:
         what = "a selector" if isinstance(program, core.Selector) else repr(program)
         raise RaspTypeError(f"the program to compile must be an SOp, got {what}")
     builder = _Builder()
+    if program.annotations.get(core.PROGRAM_ORDER) == "creation":
+        # An expression is made after its inputs, so creation order is a topological order:
+        # heads and MLPs of a layer come out numbered as the program text reads. (Programs
+        # built in Python keep the depth-first order, which saved weights depend on.)
+        for sop in sorted(_reachable(program), key=lambda s: s.unique_id):
+            builder.add(sop)
     out = builder.add(program)
     return ProgramGraph(graph=builder.g, nodes=builder.nodes, output=out)
+
+
+def _reachable(root: core.SOp) -> list[core.SOp]:
+    seen: dict[int, core.SOp] = {}
+    stack = [root]
+    while stack:
+        sop = stack.pop()
+        if sop.unique_id not in seen:
+            seen[sop.unique_id] = sop
+            stack.extend(_sop_inputs(sop))
+    return list(seen.values())
 
 
 class _Builder:

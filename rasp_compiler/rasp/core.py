@@ -23,6 +23,9 @@ from rasp_compiler.errors import RaspTypeError
 
 _ids = itertools.count(1)
 _log = logging.getLogger(__name__)
+# Annotation of a program root: "creation" puts the blocks of one layer in the order the
+# program created them (text programs: the order of the text; see graph.build).
+PROGRAM_ORDER = "program_order"
 _collectors: list[list[str]] = []  # innermost last; see collecting_notes
 
 
