@@ -446,8 +446,12 @@ noise 1e-3 (ground truth: the clean rotated model's):
 `use_attn_scale=False`, `default_prepend_bos=False`, and — because TransformerLens attention is
 causal by default, which silently breaks non-causal programs such as `reverse` —
 `attention_dir="bidirectional"` for non-causal models (`"causal"` for causal ones). Run it on
-the real tokens (no PAD). Tests check logits (atol 1e-4), decoded outputs on every input up to
-length 4, and cache activations. Needs the optional extra with **transformer-lens < 4**
+the real tokens (no PAD). There is no tokenizer: token ids are rows of `embed.W_E` in the order
+of `model.config.input_tokens` — BOS is 0, PAD is 1, then the vocabulary in `config.vocab`
+order (sorted: `a b c` are 2, 3, 4) — and every input starts with BOS.
+`model.encode(["BOS", "b", "a"])[:3]` gives `[0, 3, 2]`;
+`rasp_compiler.interp.transformer_lens.tl_tokens(model, tokens)` gives the same as a torch tensor.
+Tests check logits (atol 1e-4), decoded outputs on every input up to length 4, and cache activations. Needs the optional extra with **transformer-lens < 4**
 (`HookedTransformer` was removed in 4.0): `pip install torch==2.13.0 'transformer-lens<4'`.
 """
     from rasp_compiler.export.safetensors_file import atomic_write

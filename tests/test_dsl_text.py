@@ -492,7 +492,8 @@ def test_function_locals_get_unique_labels():
     """
     prog = dsl.parse(text)
     assert prog["one"].label == "one" and prog["two"].label == "two"  # returned local named by caller
-    assert prog["one"].selector.label == "shift_sel" and prog["two"].selector.label == "shift_sel_2"
+    # called twice: each call's locals carry its number, in call order (issue 26)
+    assert prog["one"].selector.label == "shift_1_sel" and prog["two"].selector.label == "shift_2_sel"
     check_well_formed(prog["both"])
     assert run(prog["both"], "aab") == [None, None, True]
     assert run(prog["both"], "abc") == [None, None, False]
@@ -513,11 +514,15 @@ def test_functions_can_return_selectors_and_take_functions():
 
 # =========================================================================== errors
 def test_syntax_error_missing_semicolon():
+    # reported where the ';' is missing, the end of the statement, not at the next line (issue 26)
     err = parse_error("a = tokens\nb = indices;\n")
-    assert (err.filename, err.line, err.column) == ("prog.rasp", 2, 1)
-    assert "unexpected 'b'" in str(err) and "';'" in str(err)
-    assert str(err).startswith("prog.rasp:2:1: ")
-    assert str(err).splitlines()[1:] == ["    b = indices;", "    ^"]
+    assert (err.filename, err.line, err.column) == ("prog.rasp", 1, 11)
+    assert "missing ';' at the end of this statement" in str(err) and "'b'" in str(err)
+    assert str(err).startswith("prog.rasp:1:11: ")
+    assert str(err).splitlines()[1:] == ["    a = tokens", "              ^"]
+    # a ';' missing inside one line is still the token that cannot follow
+    err = parse_error("a = tokens b = indices;\n")
+    assert (err.line, err.column) == (1, 12) and "unexpected 'b'" in str(err)
 
 
 def test_syntax_error_bad_character_and_string():

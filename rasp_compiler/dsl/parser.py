@@ -421,9 +421,11 @@ class _Interpreter:
         self.frame = _Frame(None, self._aggregate_only_names(statements), set())
         for stmt in statements:
             self._exec(stmt, self.scope)
-        # blocks of one layer in the order the text creates them (see graph.build)
-        self.programs = {k: v.annotate(**{core.PROGRAM_ORDER: "creation"}) if isinstance(v, core.SOp) else v
-                         for k, v in self.programs.items()}
+        # blocks of one layer in the order the text creates them (see graph.build); an alias
+        # (b = a;) stays the same object as what it names, and tokens/indices stay themselves
+        marked: dict[int, core.RASPExpr] = {}
+        self.programs = {k: marked.setdefault(id(v), v.annotate(**{core.PROGRAM_ORDER: "creation"}))
+                         if isinstance(v, core.SOp) and v.children else v for k, v in self.programs.items()}
         output = self._output(self.programs, self.last_sop)
         return Program(programs=self.programs, source=self.source, filename=self.filename, output=output,
                        input_type=self._input_type(), positions=self.positions)
