@@ -323,7 +323,7 @@ def test_testbed_export_does_not_repeat_notes_about_random_programs(tmp_path):
                "--random", "2")
     assert proc.returncode == 0, proc.stderr
     seeds = [int(t["program"]["origin"].split()[2]) for t in
-             json.loads((tmp_path / "tasks" / "manifest.json").read_text())["tasks"]
+             json.loads((tmp_path / "tasks" / "answer" / "manifest.json").read_text())["tasks"]
              if t["program"]["name"] != "lib-length"]
     assert any(generate_program(s).notes for s in range(max(seeds) + 1))  # the generator did make such a program
     assert SELF_MAP not in proc.stderr and SELF_MAP not in proc.stdout
@@ -419,3 +419,68 @@ def test_missing_semicolon_points_at_the_end_of_the_previous_statement(run, tmp_
     assert lines[0] == f"error: {tmp_path / 'semi.rasp'}:1:18: missing ';' at the end of this statement " \
                        "(the next line starts with 'b')"
     assert lines[2].index("^") - lines[1].index("a = tokens") == 17  # the caret just after "a"
+
+
+# ---------------------------------------------------------------------------- item 2
+COUNT_FIRST = '''# count_first: how many tokens equal the first one, at every position
+first = aggregate(select(indices, 0, ==), tokens);
+count_first = selector_width(select(tokens, first, ==));
+'''
+
+
+def test_your_rasp_file_becomes_a_task(run, tmp_path, monkeypatch):
+    from rasp_compiler.interp.tasks import load_task
+    from rasp_compiler.rasp import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    Path("count_first.rasp").write_text(COUNT_FIRST)
+    proc = run("testbed", "export", "mytasks/", "--programs", "count_first.rasp", "--random", "0")
+    assert proc.returncode == 1 and "needs the tokens" in proc.stderr and "--vocab" in proc.stderr
+    assert not Path("mytasks/manifest.json").exists()
+    proc = run("testbed", "export", "mytasks/", "--programs", "count_first.rasp", "--vocab", "a,b,c",
+               "--variants", "compiled,rotated", "--random", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 2 blind tasks" in proc.stdout
+    folder = _folder_of(Path("mytasks"), "rasp-count_first__rotated__s0")
+    task = load_task(folder)
+    assert task.model.config.vocab == ("a", "b", "c") and task.model.config.max_seq_len == 5
+    for xs in (["b", "a", "b"], ["c", "c", "c", "a"]):  # the task's model is the program
+        assert task.model.apply(["BOS", *xs]).decoded[1:] == evaluate(_count_first(), xs)
+    proc = run("testbed", "score", "--method", "patching", folder)
+    assert proc.returncode == 0 and "target count_first" in proc.stdout
+
+
+def _folder_of(tasks: Path, open_name: str) -> Path:
+    """The folder of a task by its open name (a blind set names folders neutrally; its answer key maps them)."""
+    manifest = json.loads((tasks / "answer" / "manifest.json").read_text())
+    [name] = [t["name"] for t in manifest["tasks"] if t["open_name"] == open_name]
+    return tasks / name
+
+
+def _count_first():
+    from rasp_compiler import dsl
+
+    return dsl.parse(COUNT_FIRST).output
+
+
+def test_export_tasks_takes_rasp_programs_and_python_builders(tmp_path, monkeypatch):
+    from rasp_compiler.interp.tasks import export_tasks
+    from rasp_compiler.interp.tasks.sources import TaskSetError
+
+    program = _count_first()
+    report = export_tasks(tmp_path / "a", programs=[program], variants=["compiled"], vocab={"a", "b"},
+                          max_seq_len=4)
+    assert [t["name"] for t in report.tasks] == ["prog-count_first__compiled__s0"]
+    monkeypatch.chdir(tmp_path)
+    Path("my_programs.py").write_text("from rasp_compiler import dsl\n"
+                                      f"def count_first():\n    return dsl.parse({COUNT_FIRST!r}).output\n")
+    report = export_tasks(tmp_path / "b", programs=["my_programs:count_first"], variants=["compiled"],
+                          vocab=("a", "b"))
+    assert [t["name"] for t in report.tasks] == ["py-count_first__compiled__s0"]
+    report = export_tasks(tmp_path / "c", programs=["my_programs.py:count_first"], variants=["compiled"],
+                          vocab=("a", "b"))
+    assert [t["name"] for t in report.tasks] == ["py-count_first__compiled__s0"]
+    with pytest.raises(TaskSetError, match="has no function nope"):
+        export_tasks(tmp_path / "d", programs=["my_programs:nope"], vocab=("a",))
+    with pytest.raises(TaskSetError, match="did you mean 'sort'"):
+        export_tasks(tmp_path / "e", programs=["lib:sortt"])

@@ -91,7 +91,8 @@ def export_command(
     directory: Annotated[Path, typer.Argument(help="Folder to write the task folders and manifest.json into.")],
     programs: Annotated[str, typer.Option(
         "--programs", help="Comma-separated: lib (every library program), lib:NAME, examples, ex:NAME, "
-                                 "corpus:PATH (InterpBench's cases), corpus:PATH:1,5,88.")]
+                                 "corpus:PATH (InterpBench's cases), corpus:PATH:1,5,88, your FILE.rasp or "
+                                 "MODULE:FUNCTION (a Python function returning the program; these need --vocab).")]
     = "lib,examples",
     variants: Annotated[Optional[str], typer.Option(
         "--variants", help="Comma-separated variant kinds (default: every installed one).")] = None,
@@ -102,6 +103,12 @@ def export_command(
     open_layout: Annotated[bool, typer.Option(
         "--open", help="Write the open layout (every file, named folders; for development) instead of blind "
                        "folders whose answer key sits in answer/.")] = False,
+    vocab: Annotated[Optional[str], typer.Option(
+        "--vocab", help="Tokens your own programs (FILE.rasp, MODULE:FUNCTION) are compiled with, e.g. a,b,c.")]
+    = None,
+    max_seq_len: Annotated[Optional[int], typer.Option(
+        "--max-seq-len", min=1, help="Longest input of your own programs (default 5).")] = None,
+    causal: Annotated[bool, typer.Option("--causal", help="Compile your own programs causal.")] = False,
 ) -> None:
     """Write one folder per task (program x variant x seed) and manifest.json.
 
@@ -109,6 +116,7 @@ def export_command(
     labels) and its answer key in answer/ (docs/testbed_format.md).
 
     Example: rasp-compiler testbed export tasks/ --programs lib --random 10
+    Your program: rasp-compiler testbed export mytasks/ --programs count_first.rasp --vocab a,b,c --random 0
     """
     import warnings
 
@@ -122,9 +130,13 @@ def export_command(
         def advance(name: str, done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total, description=name)
 
+        from rasp_compiler.cli.common import VocabType, _parse_vocab
+
         report = export_tasks(directory, programs=_csv(programs), variants=_csv(variants),
                               seeds=_ints(seeds, "--seeds"), n_random=random, random_seed=seed, n_pairs=n_pairs,
-                              progress=advance, blind=not open_layout)
+                              progress=advance, blind=not open_layout,
+                              vocab=None if vocab is None else _parse_vocab(vocab, VocabType.auto),
+                              max_seq_len=max_seq_len, causal=causal)
     size = sum((directory / t["name"] / f).stat().st_size for t in report.tasks for f in t["files"])
     out.print(f"wrote {len(report.tasks)} {'open' if open_layout else 'blind'} tasks ({size / 1e6:.1f} MB) to "
               f"{escape(str(directory))} in {report.seconds:.0f} s; manifest: {escape(str(report.manifest))}")

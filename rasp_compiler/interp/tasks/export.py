@@ -267,10 +267,13 @@ def _kinds(kinds: Iterable[str] | None) -> tuple[list[str], list[str]]:
 def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, variants: Iterable[str] | None = None,
                  seeds: Iterable[int] = (0,), n_random: int = 0, random_seed: int = 0, n_pairs: int = N_PAIRS,
                  min_accuracy: float = MIN_ACCURACY, progress: Callable[[str, int, int], Any] | None = None,
-                 on_written: Callable[[Path, Any], Any] | None = None, blind: bool = False) -> ExportReport:
+                 on_written: Callable[[Path, Any], Any] | None = None, blind: bool = False, vocab=None,
+                 max_seq_len: int | None = None, causal: bool = False) -> ExportReport:
     """Write every (program x variant x seed) task into ``out_dir`` and ``manifest.json``.
 
-    ``programs``: selectors (``lib``, ``lib:NAME``, ``examples``, ``ex:NAME``); ``n_random``
+    ``programs``: selectors (``lib``, ``lib:NAME``, ``examples``, ``ex:NAME``, ``corpus:PATH``,
+    ``FILE.rasp``, ``MODULE:FUNCTION``) or RASP programs (SOps), your own programs compiled at
+    ``vocab``, ``max_seq_len`` (default 5) and ``causal``; ``n_random``
     more from the program generator (seeds from ``random_seed``, at least two layers).
     ``variants``: kinds (default: every available one but ``trained``, which trains for
     minutes per program); a kind that does not apply to a
@@ -294,7 +297,7 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
     out.mkdir(parents=True, exist_ok=True)
     kinds, notes = _kinds(variants)
     seeds = list(seeds)
-    sources, more = select_sources(list(programs or []))
+    sources, more = select_sources(list(programs or []), vocab, max_seq_len, causal)
     notes += more
     total = len(sources) + n_random
     report = ExportReport(out / "manifest.json", skipped=notes)

@@ -5,12 +5,18 @@ length, causality) and its text when it has one. Selectors (``--programs``):
 ``lib`` (every library program), ``lib:NAME``, ``examples`` (every ``examples/*.rasp``),
 ``ex:NAME``, ``corpus:PATH`` (every case of an InterpBench circuits-benchmark checkout at PATH,
 read by :mod:`rasp_compiler.corpus`; nothing of it is copied) or ``corpus:PATH:1,5,88`` (those
-cases); random programs come from :func:`random_sources`.
+cases); your own programs: ``PATH.rasp`` (a text program: its output) and ``MODULE:FUNCTION``
+or ``PATH.py:FUNCTION`` (a Python function of no arguments returning the program), which need
+the vocabulary and length to compile at (``vocab``, ``max_seq_len``); random programs come from
+:func:`random_sources`.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -63,7 +69,11 @@ def library_sources(names: list[str] | None = None) -> list[Source]:
     out = []
     for name in names or list(LIBRARY):
         if name not in LIBRARY:
-            raise TaskSetError(f"no library program {name!r}; known: {', '.join(LIBRARY)}")
+            import difflib
+
+            close = difflib.get_close_matches(name, list(LIBRARY), n=3)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise TaskSetError(f"no library program {name!r}{hint} (known: {', '.join(LIBRARY)})")
         e = LIBRARY[name]
         out.append(Source(f"lib-{name}", f"lib:{name}", e.build, tuple(e.vocab), e.max_seq_len,
                           text=_text_of(e.build())))
@@ -162,6 +172,69 @@ def _output_varies(model, n: int = 64) -> bool:
     return len(outs) > 1
 
 
+USER_MAX_SEQ_LEN = 5  # the length your own programs are compiled at unless told otherwise
+_BUILDER = re.compile(r"(?P<module>[A-Za-z_][\w.]*|.+\.py):(?P<function>[A-Za-z_]\w*)\Z")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "program"
+
+
+def program_source(program, vocab, max_seq_len: int | None = None, causal: bool = False,
+                   name: str | None = None, origin: str | None = None, text: str | None = None) -> Source:
+    """A RASP program (an SOp) as a task source, compiled at ``vocab`` and ``max_seq_len``."""
+    from rasp_compiler.rasp import core
+
+    if not isinstance(program, core.SOp):
+        raise TaskSetError(f"a program must be a RASP sequence (an SOp), got {program!r:.80}")
+    if vocab is None:
+        raise TaskSetError(f"{origin or program.label} needs the tokens to compile it with: give vocab "
+                           f"(--vocab a,b,c on the command line)")
+    return Source(name or f"prog-{_slug(program.label)}", origin or f"program {program.label}",
+                  lambda: program, tuple(vocab), max_seq_len or USER_MAX_SEQ_LEN, causal,
+                  text if text is not None else _text_of(program))
+
+
+def rasp_file_source(path: str, vocab, max_seq_len: int | None = None, causal: bool = False) -> Source:
+    """A ``.rasp`` file's output as a task source."""
+    from rasp_compiler.dsl import load
+
+    file = Path(path)
+    if not file.is_file():
+        raise TaskSetError(f"no such file: {path}" if not file.exists() else f"not a file: {path}")
+    parsed = load(file)
+    if parsed.output is None:
+        raise TaskSetError(f"{path} defines no sequence to make a task of")
+    return program_source(parsed.output, vocab, max_seq_len, causal, name=f"rasp-{_slug(file.stem)}",
+                          origin=str(path), text=parsed.source)
+
+
+def builder_source(spec: str, vocab, max_seq_len: int | None = None, causal: bool = False) -> Source:
+    """``MODULE:FUNCTION`` or ``PATH.py:FUNCTION``: the program the function returns."""
+    m = _BUILDER.match(spec)
+    module_name, function = m.group("module"), m.group("function")
+    try:
+        if module_name.endswith(".py"):
+            file = Path(module_name)
+            if not file.is_file():
+                raise TaskSetError(f"{spec}: no such file {module_name}")
+            spec_ = importlib.util.spec_from_file_location(_slug(file.stem), file)
+            module = importlib.util.module_from_spec(spec_)
+            spec_.loader.exec_module(module)
+        else:
+            sys.path.insert(0, str(Path.cwd()))  # a module beside you, as `python -m` would find it
+            try:
+                module = importlib.import_module(module_name)
+            finally:
+                sys.path.remove(str(Path.cwd()))
+    except ImportError as exc:
+        raise TaskSetError(f"{spec}: cannot import {module_name} ({exc})") from None
+    build = getattr(module, function, None)
+    if not callable(build):
+        raise TaskSetError(f"{spec}: {module_name} has no function {function}")
+    return program_source(build(), vocab, max_seq_len, causal, name=f"py-{_slug(function)}", origin=spec)
+
+
 def _rejoin_case_lists(selectors: list[str]) -> list[str]:
     """``corpus:PATH:1,5,88`` split at its commas (the CLI splits ``--programs`` so) made whole again."""
     out: list[str] = []
@@ -173,11 +246,23 @@ def _rejoin_case_lists(selectors: list[str]) -> list[str]:
     return out
 
 
-def select_sources(selectors: list[str]) -> tuple[list[Source], list[str]]:
-    """Library, example and corpus sources for ``--programs`` selectors (see the module docstring)."""
+def select_sources(selectors: list, vocab=None, max_seq_len: int | None = None,
+                   causal: bool = False) -> tuple[list[Source], list[str]]:
+    """Sources for ``--programs`` selectors (see the module docstring); an item may also be a
+    RASP program (an SOp) or a :class:`Source`. ``vocab``, ``max_seq_len``, ``causal``: how
+    your own programs (files, functions, SOps) are compiled."""
+    from rasp_compiler.rasp import core
+
     out, notes, seen = [], [], set()
-    for sel in _rejoin_case_lists(selectors):
-        if sel == "lib":
+    given = [s for s in selectors if not isinstance(s, str)]
+    for sel in [*_rejoin_case_lists([s for s in selectors if isinstance(s, str)]), *given]:
+        if isinstance(sel, Source):
+            got = [sel]
+        elif isinstance(sel, core.RASPExpr):
+            got = [program_source(sel, vocab, max_seq_len, causal)]
+        elif sel.endswith(".rasp"):
+            got = [rasp_file_source(sel, vocab, max_seq_len, causal)]
+        elif sel == "lib":
             got = library_sources()
         elif sel.startswith("lib:"):
             got = library_sources([sel[4:]])
@@ -189,9 +274,11 @@ def select_sources(selectors: list[str]) -> tuple[list[Source], list[str]]:
             notes += more
         elif sel.startswith("corpus:"):
             got = _corpus_selector(sel)
+        elif _BUILDER.match(sel):
+            got = [builder_source(sel, vocab, max_seq_len, causal)]
         else:
             raise TaskSetError(f"unknown program selector {sel!r}: write lib, lib:NAME, examples, ex:NAME, "
-                               f"corpus:PATH or corpus:PATH:1,5,88 "
+                               f"corpus:PATH or corpus:PATH:1,5,88, a FILE.rasp, or MODULE:FUNCTION "
                                f"(random programs: --random N)")
         for s in got:
             if s.name not in seen:
