@@ -288,7 +288,8 @@ def test_cli_compile_warns_inspect_lists_strict_refuses_run_guards(capsys, tmp_p
     assert code == 0 and "rare" in row
 
     code, out, err = _cli(capsys, "compile", program, *common, "-o", tmp_path / "strict.safetensors", "--strict")
-    assert code == 1 and "error: categorical Aggregate rare may select positions" in err and "too many inputs" in err
+    assert code == 1 and "categorical Aggregate rare may select positions" in err and "too many inputs" in err
+    assert "rare.rasp:3:" in err.splitlines()[0]  # at the aggregate's line of the file (issue 26 item 7)
     assert not (tmp_path / "strict.safetensors").exists()
     code, _, err = _cli(capsys, "run", target, "--input", "h a b c d", "--strict")
     assert code == 1 and "--strict refuses such a model" in err

@@ -46,6 +46,7 @@ class _App(typer.Typer):
         click_command = typer.main.get_command(self)
         global _prog_name
         _prog_name = kwargs.setdefault("prog_name", _invocation())  # usage lines and hints run as printed
+        _text_programs.clear()  # one run's .rasp files (the app may be called again in one process)
         try:
             code = click_command.main(*args, standalone_mode=False, **kwargs)
         except _UsageError as exc:

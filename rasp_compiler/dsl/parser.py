@@ -628,7 +628,7 @@ class _Interpreter:
         if handler is None:  # pragma: no cover - grammar and interpreter out of sync
             raise self.error(f"internal error: no rule for {node.data!r}", node)
         value = handler(node, scope)
-        if isinstance(value, core.RASPExpr) and value.unique_id not in self.positions:
+        if node.data != "var" and isinstance(value, core.RASPExpr) and value.unique_id not in self.positions:
             line, column = self._pos(node)  # the innermost expression that made it comes first
             if line is not None:
                 self.positions[value.unique_id] = (line, column)

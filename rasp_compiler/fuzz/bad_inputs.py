@@ -691,7 +691,7 @@ CASES: tuple[Case, ...] = (
          _evaluate_map_raising, errors.EvaluationError, ("inverse", "ZeroDivisionError", "on 0")),
     # text programs
     Case("missing semicolon", "text", 'a = tokens == "a" (no ;) then another statement',
-         _syntax_missing_semicolon, errors.ParseError, ("prog.rasp:2", "unexpected")),
+         _syntax_missing_semicolon, errors.ParseError, ("prog.rasp:1", "missing ';' at the end of this statement")),
     Case("undefined name", "text", "aggregate(..., tokns)",
          _undefined_name, errors.ParseError, ("prog.rasp:1", "undefined name 'tokns'", "did you mean 'tokens'")),
     Case("unclosed string", "text", 'tokens == "a;',
