@@ -8,7 +8,7 @@ table into its section of docs/reliability.md.
 
 Run (from the repo root):
   .venv/bin/python benchmarks/guard_cost.py
-  .venv/bin/python benchmarks/guard_cost.py --lengths 5,16 --batch 256 --repeats 7
+  .venv/bin/python benchmarks/guard_cost.py --lengths 5,16 --batch 256 --repeats 15
 """
 
 from __future__ import annotations
@@ -34,13 +34,16 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 BEGIN, END = "<!-- guard-cost:begin (benchmarks/guard_cost.py) -->", "<!-- guard-cost:end -->"
 
 
-def best(f, repeats: int) -> float:
-    times = []
+def best_pair(run, repeats: int) -> tuple[float, float]:
+    """Best time of ``run(False)`` and of ``run(True)``, interleaved so that a change in the
+    machine's load hits both alike."""
+    off, on = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for guard, times in ((False, off), (True, on)):
+            t0 = time.perf_counter()
+            run(guard)
+            times.append(time.perf_counter() - t0)
+    return min(off), min(on)
 
 
 def measure(name: str, length: int, batch: int, repeats: int) -> dict:
@@ -54,8 +57,7 @@ def measure(name: str, length: int, batch: int, repeats: int) -> dict:
                      ("batch_numpy", lambda g: model.apply_batch(many, backend="numpy", guard=g)),
                      ("batch_jax", lambda g: model.apply_batch(many, backend="jax", guard=g))):
         run(True), run(False)  # warm-up: JAX compiles each variant once
-        on, off = best(lambda: run(True), repeats), best(lambda: run(False), repeats)
-        row[key] = (off, on)
+        row[key] = best_pair(run, repeats)
     return row
 
 
@@ -65,7 +67,8 @@ def _ms(t: float) -> str:
 
 def table(rows: list[dict], batch: int, repeats: int, seconds: float) -> str:
     lines = [f"Measured by `benchmarks/guard_cost.py` on {platform.python_implementation()} "
-             f"{platform.python_version()}, {os.cpu_count()} cores ({time.strftime('%Y-%m-%d')}, {seconds:.0f} s): "
+             f"{platform.python_version()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.0f} "
+             f"({time.strftime('%Y-%m-%d')}, {seconds:.0f} s; a shared machine, so single figures are noisy): "
              f"time per call in ms without / with the guard (best of {repeats}); `apply` is one full-length "
              f"input (numpy), `apply_batch` {batch} random inputs.", "",
              "| program | length | d_model | apply | apply_batch numpy | apply_batch jax |", "|---|---|---|---|---|---|"]
@@ -79,9 +82,10 @@ def table(rows: list[dict], batch: int, repeats: int, seconds: float) -> str:
         lines.append(f"| {r['program']} | {r['length']} | {r['d_model']} | " + " | ".join(cells) + " |")
     med = {k: (statistics.median(v) - 1) * 100 for k, v in ratios.items()}
     worst = {k: (max(v) - 1) * 100 for k, v in ratios.items()}
-    lines += ["", f"Median cost of the guard: {med['apply']:+.0f}% on `apply`, {med['batch_numpy']:+.0f}% on "
-                  f"`apply_batch` in numpy, {med['batch_jax']:+.0f}% in JAX (largest: {worst['apply']:+.0f}%, "
-                  f"{worst['batch_numpy']:+.0f}%, {worst['batch_jax']:+.0f}%)."]
+    extra = statistics.median(r["apply"][1] - r["apply"][0] for r in rows)
+    lines += ["", f"Median cost of the guard: {med['apply']:+.0f}% on `apply` ({extra * 1e6:.0f} µs a call), "
+                  f"{med['batch_numpy']:+.0f}% on `apply_batch` in numpy, {med['batch_jax']:+.0f}% in JAX (largest: "
+                  f"{worst['apply']:+.0f}%, {worst['batch_numpy']:+.0f}%, {worst['batch_jax']:+.0f}%)."]
     return "\n".join(lines)
 
 
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lengths", default="lib,16", help="comma-separated: 'lib' (each program's own) or numbers")
     parser.add_argument("--programs", default=",".join(LIBRARY), help="comma-separated library names")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args(argv)
     t0, rows = time.perf_counter(), []

@@ -306,3 +306,17 @@ def test_cli_compile_warns_inspect_lists_strict_refuses_run_guards(capsys, tmp_p
     assert code == 1 and "rare holds no single value" in err
     code, out, err = _cli(capsys, "verify", target, "--random", "300", "--no-guard")
     assert code == 1 and "holds no single value" not in err and "selects differing values" in err  # the evaluator's
+
+
+def test_task_export_skips_a_program_strict_refuses_with_a_note(tmp_path, monkeypatch):
+    from rasp_compiler.interp.tasks import export
+    from rasp_compiler.interp.tasks.sources import Source
+
+    source = Source("rare", "test", rare_program, VOCAB, N)
+    monkeypatch.setattr(export, "select_sources", lambda *args: ([source], []))
+    report = export.export_tasks(tmp_path / "tasks", programs=["rare"], variants=["compiled"])
+    assert report.tasks == []
+    [note] = [n for n in report.skipped if n.startswith("rare:")]
+    assert "not compiled strictly" in note and "rare may select positions" in note
+    manifest = json.loads((tmp_path / "tasks" / "manifest.json").read_text())
+    assert manifest["n_tasks"] == 0 and note in manifest["skipped"]
