@@ -19,6 +19,6 @@ task = load_task(f"{out}/lib-reverse__rotated__s0")
 print(task.name, task.model.sizes(), "targets:", list(task.pairs))
 print("true circuit of the output:", sorted(task.truth.circuit().nodes))
 
-scored = score_model(task.model, task.truth, "edge_patching", n_pairs=8, seed=task.seed, stored_pairs=task.pairs)
+scored = score_model(task.model, task.truth, "edge_patching", n_pairs=8, seed=task.seed, pairs=task.pairs)
 for t in scored.data["targets"]:
     print(f"{t['target']}: active ROC AUC {t['views']['active']['auc']}, circuit edges {len(t['circuit'])}")

@@ -361,7 +361,6 @@ def test_scores_on_a_blind_folder_equal_the_open_folders(sets, method, tasks):
         b, about = score_path(blind, method)
         o, _ = score_path(open_, method)
         assert about["task"] == open_.name and about["variant"] in open_.name
-        assert b.data["pairs_differ_from_stored"] == [] and o.data["pairs_differ_from_stored"] == []
         assert [t["target"] for t in b.data["targets"]] == [t["target"] for t in o.data["targets"]]
         for tb, to in zip(b.data["targets"], o.data["targets"]):
             assert sorted(map(to_open, tb["circuit"])) == sorted(to["circuit"])

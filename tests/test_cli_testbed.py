@@ -60,7 +60,7 @@ def test_score_every_method_on_a_task_folder_and_a_weight_file(capsys, task_set,
     assert code == 0
     data = json.loads(out)
     res = data["result"]
-    assert data["variant"] == "rotated" and res["method"] == method and res["pairs_differ_from_stored"] == []
+    assert data["variant"] == "rotated" and res["method"] == method
     out_target = next(t for t in res["targets"] if t["is_output"])
     # the output's circuit: the shifting head; the ranking names every component (or edge)
     assert out_target["circuit"] and set(out_target["circuit"]) <= set(out_target["scores"])

@@ -236,9 +236,6 @@ def score_command(
     else:
         out.print(f"[dim](the lines above are target {escape(sop)}'s alone; without --target the mean over all "
                   f"{len(targets)} scored targets is printed too)[/dim]")
-    if data["pairs_differ_from_stored"]:
-        out.print(f"[yellow]note: the testbed's pairs differ from the task's stored ones for "
-                  f"{escape(', '.join(data['pairs_differ_from_stored']))}[/yellow]")
     if plot is not None:
         from rasp_compiler.interp.plots import plot_target
 

@@ -57,7 +57,7 @@ def _key(k) -> str:
     return k if isinstance(k, str) else f"{k[0]} -> {k[1]}"
 
 
-def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, stored_pairs: dict | None = None,
+def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0,
                 name: str = "", pairs: dict | None = None, pair_set: str | None = None) -> Scored:
     """Run ``method`` on every target of ``model`` and score it against ``truth``; with ``pairs``
     (target -> pairs: a task's pair set ``pair_set``) on those pairs and targets only."""
@@ -71,13 +71,8 @@ def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, sto
         result = evaluate(model, name, n_pairs=n_pairs, seed=seed, gt=truth, methods=(method,),
                           edges=("output" if level == "edge" else False), pairs=pairs)
     seconds = time.perf_counter() - start
-    targets, mismatched = [], []
+    targets = []
     for t in result.targets:
-        if stored_pairs is not None:
-            p = stored_pairs.get(t.target)
-            if p is None or not (np.array_equal(p.clean, t.pairs.clean) and np.array_equal(p.corrupt, t.pairs.corrupt)
-                                 and np.allclose(p.U, t.pairs.U)):
-                mismatched.append(t.target)
         scores = t.scores.get(method)
         if scores is None:
             continue
@@ -95,7 +90,7 @@ def score_model(model, truth, method: str, n_pairs: int = 16, seed: int = 0, sto
         })
     data = {"method": method, "level": level, "n_pairs": n_pairs, "seed": seed,
             **({"pair_set": pair_set} if pair_set is not None else {}), "targets": targets,
-            "skipped_targets": list(result.skipped), "pairs_differ_from_stored": mismatched,
+            "skipped_targets": list(result.skipped),
             "summary": summary(targets), "seconds": round(seconds, 3)}
     return Scored(_clean(data), result)
 
@@ -122,7 +117,8 @@ def score_path(path, method: str, n_pairs: int | None = None, seed: int | None =
                pair_set: str | None = None) -> tuple[Scored, dict]:
     """Score a task folder (its truth and pairs) or a weight file (truth from its weights).
     ``pair_set`` (a task folder only): score on that stored pair set (e.g. ``lengths``), the
-    targets that have it; default: the pairs made from the seed, which are the ``main`` set.
+    targets that have it; default: the stored ``main`` set (labelled by the program, so a noisy
+    model's own pairs would differ); with ``seed`` or ``n_pairs``: fresh pairs from the model.
     Returns the result and a description of what was scored."""
     from rasp_compiler.interp.tasks.load import is_task, load_task
 
@@ -134,14 +130,16 @@ def score_path(path, method: str, n_pairs: int | None = None, seed: int | None =
             if not chosen:
                 known = sorted({n for sets in task.pair_sets.values() for n in sets})
                 raise TaskSetError(f"{path}: no target has pair set {pair_set!r}; pair sets: {', '.join(known)}")
-            s = score_model(task.model, task.truth, method, task.info["n_pairs"], task.info["pair_seed"], None,
+            s = score_model(task.model, task.truth, method, task.info["n_pairs"], task.info["pair_seed"],
                             task.name, pairs=chosen, pair_set=pair_set)
             return s, {"task": task.name, "program": task.info["program"]["name"], "variant": task.kind,
                        "task_seed": task.seed, "model": task.model}
-        stored = task.info["pair_seed"] == (task.seed if seed is None else seed) and \
-            (n_pairs is None or n_pairs == task.info["n_pairs"])
-        s = score_model(task.model, task.truth, method, n_pairs or task.info["n_pairs"],
-                        task.info["pair_seed"] if seed is None else seed, task.pairs if stored else None, task.name)
+        if seed is None and n_pairs is None:  # the stored main set: the pairs the task was published with
+            s = score_model(task.model, task.truth, method, task.info["n_pairs"], task.info["pair_seed"],
+                            task.name, pairs=task.pairs)
+        else:  # fresh pairs from another seed or count, made from the task's own model
+            s = score_model(task.model, task.truth, method, n_pairs or task.info["n_pairs"],
+                            task.info["pair_seed"] if seed is None else seed, task.name)
         return s, {"task": task.name, "program": task.info["program"]["name"], "variant": task.kind,
                    "task_seed": task.seed, "model": task.model}
     if path.is_dir():
@@ -150,6 +148,6 @@ def score_path(path, method: str, n_pairs: int | None = None, seed: int | None =
     from rasp_compiler.interp.ground_truth import ground_truth
 
     model = load_model(path)
-    s = score_model(model, ground_truth(model), method, n_pairs or 16, seed or 0, None, path.stem)
+    s = score_model(model, ground_truth(model), method, n_pairs or 16, seed or 0, path.stem)
     return s, {"task": path.stem, "program": model.config.output, "variant": "file", "task_seed": None,
                "model": model}
