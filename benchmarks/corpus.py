@@ -315,7 +315,7 @@ def main(argv=None) -> None:
         if key in results:
             continue
         entry = {"declared_causal": base.causal, "max_seq_len": base.max_seq_len, "vocab_size": len(base.vocab),
-                 "description": base.description, "non-causal": {}, "causal": {}}
+                 "non-causal": {}, "causal": {}}  # nothing of the corpus itself (its text) is recorded
         kept = old["results"].get(key, {})
         for run in RUNS:
             entry[run].update({k: v for k, v in kept.get(run, {}).items() if args.only and k != args.only})
