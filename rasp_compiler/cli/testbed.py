@@ -4,6 +4,7 @@
     rasp-compiler testbed score --method eap tasks/lib-sort__rotated__s0
     rasp-compiler testbed sweep tasks/ results/ --methods patching,atp_star
     rasp-compiler testbed report results/
+    rasp-compiler testbed audit tasks/                        # every task re-checked from its files
 """
 
 from __future__ import annotations
@@ -148,6 +149,59 @@ def export_command(
     for e in report.errors:
         _error(f"{e['task']}: {e['error']}")
     if report.errors:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------- audit
+@testbed_app.command("audit")
+def audit_command(
+    paths: Annotated[list[Path], typer.Argument(metavar="DIR...",
+                                                help="Task folders, or task sets (a folder with manifest.json).")],
+    problems: Annotated[int, typer.Option("--problems", min=0, help="Problem lines to print per failing task.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every task's checks and figures as JSON.")] = False,
+) -> None:
+    """Re-check every task from its files alone (rasp_compiler.audit); exit 1 if any task fails.
+
+    Example: rasp-compiler testbed audit tasks/
+    """
+    import dataclasses
+    import json
+
+    from rasp_compiler.audit import AuditFileError, audit_paths, figures_by_variant, table_rows
+    from rasp_compiler.audit.report import COLUMNS, VARIANT_COLUMNS
+
+    for p in paths:
+        if not p.exists():
+            raise typer.BadParameter(f"no such folder: {p}", param_hint="DIR...")
+    try:
+        with _progress("audit") as progress:
+            bar = progress.add_task("", total=None)
+            audits = audit_paths(paths, progress=lambda name, done, total: progress.update(
+                bar, completed=done, total=total, description=name))
+    except AuditFileError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    if as_json:
+        out.print_json(json.dumps([dataclasses.asdict(a) | {"ok": a.ok} for a in audits], default=str))
+    else:
+        table = Table(*COLUMNS, title=f"audit of {len(audits)} tasks (docs/testbed.md, \"The audit\")")
+        for row in table_rows(audits):
+            table.add_row(*(escape(x) for x in row[:-1]),
+                          "[green]ok[/green]" if row[-1] == "ok" else f"[red]{escape(row[-1])}[/red]")
+        out.print(table)
+        if len({a.variant for a in audits}) > 1:
+            by = Table(*VARIANT_COLUMNS, title="per variant")
+            for row in figures_by_variant(audits):
+                by.add_row(*(escape(x.strip("*")) for x in row))
+            out.print(by)
+        for a in audits:
+            for line in a.problems[:problems]:
+                out.print(f"[red]FAIL[/red] {escape(line)}")
+            if len(a.problems) > problems:
+                out.print(f"[dim]... {a.name}: {len(a.problems) - problems} more problem(s)[/dim]")
+    failing = sum(not a.ok for a in audits)
+    out.print(f"{len(audits) - failing} of {len(audits)} tasks pass the audit")
+    if failing:
         raise typer.Exit(1)
 
 
