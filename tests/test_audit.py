@@ -262,3 +262,31 @@ print(json.dumps({{a.name: [a.ok, a.check("targets").figures["outside_max"]] for
     standalone = json.loads(out)
     here = {a.name: [a.ok, a.check("targets").figures["outside_max"]] for a in audit_paths([task_set])}
     assert standalone == here and all(ok for ok, _ in here.values())
+
+
+# --------------------------------------------------------------------------- the export gate and the card
+def test_export_does_not_write_a_task_the_audit_fails(tmp_path, monkeypatch):
+    import rasp_compiler.interp.tasks.export as ex
+
+    real = ex.pairs_to_files
+
+    def off_by_one_percent(*args, **kwargs):  # a bug in the export: the first target's gaps stored 1% high
+        data, tensors = real(*args, **kwargs)
+        return data, {**tensors, "t0.gap": tensors["t0.gap"] * 1.01}
+    monkeypatch.setattr(ex, "pairs_to_files", off_by_one_percent)
+    report = export_tasks(tmp_path, programs=["lib:hist"], variants=["compiled"], n_random=0)
+    assert report.tasks == [] and not report.errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "manifest.json"]  # nothing half-written
+    [note] = [s for s in report.skipped if s.startswith("lib-hist__compiled__s0")]
+    assert "the audit refuses it" in note and "pairs.safetensors t0.gap" in note and ": forward:" in note
+    assert note in json.loads((tmp_path / "manifest.json").read_text())["skipped"]
+    card = (tmp_path / "README.md").read_text()
+    assert "Refused by the audit: 1:" in card and "t0.gap" in card
+
+
+def test_dataset_card_states_the_audit_figures(task_set):
+    card = (task_set / "README.md").read_text()
+    rows = figures_by_variant(audit_paths([task_set]))  # audited again, from the files as they are now
+    for row in rows:
+        assert "| " + " | ".join(row) + " |" in card
+    assert "Refused by the audit: 0." in card

@@ -67,12 +67,12 @@ def variant_class(files: TaskFiles) -> VariantClass:
     """The documented class of the task's variant (trained: the bounds task.json states)."""
     kind = files.kind
     if kind == "trained":
-        tfile = f"{files.name}/task.json"
+        tfile = "task.json"
         m = get(get(files.task, "exactness", tfile), "metrics", tfile, "exactness")
         bound = lambda k: float(get(m, k, tfile, "exactness.metrics"))
         return VariantClass(bound("faithfulness_bound"), bound("unmapped_bound"), None, False)
     if kind not in CLASSES:
-        raise AuditFileError(f"{files.name}/task.json", "variant.kind",
+        raise AuditFileError("task.json", "variant.kind",
                              f"{kind!r} has no documented truth class (known: {', '.join(sorted(CLASSES))}, trained)")
     return CLASSES[kind]
 
@@ -119,14 +119,14 @@ class Readout:
 
 
 def circuit_of(files: TaskFiles, target: str) -> dict:
-    for c in get(files.circuit, "circuits", f"{files.name}/circuit.json"):
+    for c in get(files.circuit, "circuits", "circuit.json"):
         if c.get("target") == target:
             return c
-    raise AuditFileError(f"{files.name}/circuit.json", "circuits", f"no circuit for target {target!r}")
+    raise AuditFileError("circuit.json", "circuits", f"no circuit for target {target!r}")
 
 
 def _features(files: TaskFiles) -> dict[str, dict]:
-    cfile = f"{files.name}/circuit.json"
+    cfile = "circuit.json"
     feats = get(files.circuit, "features", cfile)
     n = len(files.directions())
     for i, f in enumerate(feats):
@@ -141,7 +141,7 @@ def readout(files: TaskFiles, ps: PairSet) -> Readout:
         c = files.config
         return Readout(files.weights["unembed.W_U"], bool(c.get("output_numerical")), tuple(c.get("output_values") or ()))
     feats, D = _features(files), files.directions()
-    cfile = f"{files.name}/circuit.json"
+    cfile = "circuit.json"
     readouts = files.circuit.get("readouts") or {}
     own = sorted((f for f in feats.values() if f.get("node") == ps.target and f.get("kind") in ("categorical", "numerical")),
                  key=lambda f: f["index"])
@@ -222,7 +222,7 @@ def _first(bad: list[str], total: int, what: str) -> str:
 # --------------------------------------------------------------------------- 1. forward
 def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
     problems, n_values, n_bad_values, n_gaps, n_bad_gaps = [], 0, 0, 0, 0
-    pfile, tfile = f"{files.name}/pairs.json", f"{files.name}/pairs.safetensors"
+    pfile, tfile = "pairs.json", "pairs.safetensors"
     toks = files.pairs.get("token_ids")
     for ps in files.pair_sets:
         where = _where(files, ps)
@@ -298,7 +298,7 @@ def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
 # --------------------------------------------------------------------------- 2. targets
 def check_targets(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
     cls = variant_class(files)
-    cfile = f"{files.name}/circuit.json"
+    cfile = "circuit.json"
     groups = [tuple(g) for g in files.circuit.get("cancelling_groups") or []]
     problems, per_target = [], {}
     worst_outside, worst_member, worst_group, faith_lo, faith_hi = 0.0, 0.0, 0.0, math.inf, -math.inf
@@ -377,7 +377,7 @@ def reads_writes(files: TaskFiles) -> dict[str, tuple[set, set]]:
     read = lambda w: rows(D @ w)  # w: (d_model, k)
     write = lambda w: rows(D @ w.T)  # w: (k, d_model)
     out = {}
-    cfile = f"{files.name}/circuit.json"
+    cfile = "circuit.json"
     for i, c in enumerate(get(files.circuit, "components", cfile)):
         kind, l = c["kind"], c.get("layer")
         if kind == "embed":
@@ -427,7 +427,7 @@ def functional(files: TaskFiles, edges: dict[tuple[str, str], set], writes: dict
 
 def check_edges(files: TaskFiles) -> Check:
     cls = variant_class(files)
-    cfile = f"{files.name}/circuit.json"
+    cfile = "circuit.json"
     graph = get(files.circuit, "graph", cfile)
     stored = {(e["from"], e["to"]): e for e in get(graph, "edges", cfile, "graph")}
     stored_nodes = {n["name"]: n for n in get(graph, "nodes", cfile, "graph")}
@@ -487,7 +487,7 @@ def _moves(clean: np.ndarray, corrupt: np.ndarray) -> bool:
 
 
 def check_coverage(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
-    cfile = f"{files.name}/circuit.json"
+    cfile = "circuit.json"
     feats, D = _features(files), files.directions()
     stored = {(e["from"], e["to"]): set(e["dims"]) for e in files.circuit["graph"]["edges"]}
     writes = {n["name"]: set(n.get("writes") or []) for n in files.circuit["graph"]["nodes"]}
@@ -540,11 +540,13 @@ def audit_files(files: TaskFiles) -> TaskAudit:
     return TaskAudit(files.name, files.kind, tuple(checks))
 
 
-def audit_task(folder) -> TaskAudit:
-    """Audit one task folder from its files alone (a file that cannot be read fails the task)."""
+def audit_task(folder, name: str | None = None) -> TaskAudit:
+    """Audit one task folder from its files alone (a file that cannot be read fails the task);
+    ``name``: the task's name if the folder is not called so (yet)."""
     folder = Path(folder)
+    name = name or folder.name
     try:
-        files = load(folder)
+        files = load(folder, name)
     except AuditFileError as exc:
-        return TaskAudit(folder.name, "?", (), f"{folder.name}: {exc}: files")
+        return TaskAudit(name, "?", (), f"{name}: {exc}: files")
     return audit_files(files)

@@ -81,15 +81,16 @@ def get(data: Any, key: str | int, file: str, where: str = "") -> Any:
         raise AuditFileError(file, path, "missing") from None
 
 
-def _json(folder: Path, name: str) -> dict:
+def _json(folder: Path, name: str, tag: str | None = None) -> dict:
+    tag = tag or folder.name
     try:
         data = json.loads((folder / name).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AuditFileError(f"{folder.name}/{name}", "", "file missing") from None
+        raise AuditFileError(f"{tag}/{name}", "", "file missing") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AuditFileError(f"{folder.name}/{name}", "", f"not JSON ({exc})") from None
+        raise AuditFileError(f"{tag}/{name}", "", f"not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise AuditFileError(f"{folder.name}/{name}", "", "not a JSON object")
+        raise AuditFileError(f"{tag}/{name}", "", "not a JSON object")
     return data
 
 
@@ -155,8 +156,8 @@ def _weights(raw: dict, config: dict, file: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _pair_sets(folder: Path, pairs: dict, tensors: dict) -> tuple[PairSet, ...]:
-    file, tfile = f"{folder.name}/{PAIRS}", f"{folder.name}/{PAIR_TENSORS}"
+def _pair_sets(tag: str, pairs: dict, tensors: dict) -> tuple[PairSet, ...]:
+    file, tfile = f"{tag}/{PAIRS}", f"{tag}/{PAIR_TENSORS}"
     out = []
     for k, t in enumerate(get(pairs, "targets", file)):
         where = f"targets[{k}]"
@@ -178,26 +179,28 @@ def _pair_sets(folder: Path, pairs: dict, tensors: dict) -> tuple[PairSet, ...]:
     return tuple(out)
 
 
-def load(folder) -> TaskFiles:
-    """Read one task folder (raises :class:`AuditFileError`)."""
+def load(folder, name: str | None = None) -> TaskFiles:
+    """Read one task folder (raises :class:`AuditFileError`); ``name``: the task's name when the
+    folder is not yet at its final place (an export audits before it moves a task in)."""
     folder = Path(folder)
+    tag = name or folder.name
     if not (folder / TASK).is_file():
-        raise AuditFileError(folder.name, "", f"not a task folder (no {TASK})")
-    task, circuit, pairs = (_json(folder, n) for n in (TASK, CIRCUIT, PAIRS))
-    mfile = f"{folder.name}/{MODEL}"
+        raise AuditFileError(tag, "", f"not a task folder (no {TASK})")
+    task, circuit, pairs = (_json(folder, n, tag) for n in (TASK, CIRCUIT, PAIRS))
+    mfile = f"{tag}/{MODEL}"
     config = _metadata(folder / MODEL, mfile)
     weights = _weights(_tensors(folder / MODEL, mfile), config, mfile)
     basis = None
     if circuit.get("residual_basis") is not None:
-        cfile = f"{folder.name}/{CIRCUIT}"
+        cfile = f"{tag}/{CIRCUIT}"
         bpath = _confined(folder, circuit["residual_basis"], cfile, "residual_basis")
-        bname = f"{folder.name}/{circuit['residual_basis']}"
+        bname = f"{tag}/{circuit['residual_basis']}"
         basis = np.asarray(get(_tensors(bpath, bname), "residual_basis", bname, "tensors"), np.float64)
         if basis.ndim != 2 or basis.shape[1] != int(config["d_model"]):
             raise AuditFileError(bname, "residual_basis", f"shape {basis.shape}, expected (features, d_model)")
-    get(get(task, "variant", f"{folder.name}/{TASK}"), "kind", f"{folder.name}/{TASK}", "variant")
-    sets = _pair_sets(folder, pairs, _tensors(folder / PAIR_TENSORS, f"{folder.name}/{PAIR_TENSORS}"))
-    return TaskFiles(folder, folder.name, task, circuit, pairs, config, weights, basis, sets)
+    get(get(task, "variant", f"{tag}/{TASK}"), "kind", f"{tag}/{TASK}", "variant")
+    sets = _pair_sets(tag, pairs, _tensors(folder / PAIR_TENSORS, f"{tag}/{PAIR_TENSORS}"))
+    return TaskFiles(folder, tag, task, circuit, pairs, config, weights, basis, sets)
 
 
 def task_folders(path) -> list[Path]:

@@ -144,6 +144,9 @@ def export_command(
     if not open_layout and report.tasks:
         out.print("[dim]a method receives each folder without answer/ (and the set without answer/); "
                   "`testbed list` shows which task is which[/dim]")
+    refused = sum(not a.ok for a in report.audits)
+    out.print(f"audit (rasp_compiler.audit, from the files alone): {len(report.audits) - refused} passed, "
+              f"{refused} refused and not written; dataset card: {escape(str(directory / 'README.md'))}")
     for note in report.skipped:
         out.print(f"[dim]skipped: {escape(note)}[/dim]")
     for e in report.errors:

@@ -40,6 +40,11 @@ MIN_ACCURACY = 0.9
 SEEDLESS = ("compiled",)
 ON_REQUEST = ("trained",)  # kinds exported only when asked for by name  # kinds that are the same for every seed: one task only
 FILES = ("model.safetensors", "circuit.json", "pairs.json", "pairs.safetensors", "task.json")
+CARD = "README.md"  # the set's dataset card, with the audit's figures
+
+
+class AuditRefusal(TaskSetError):
+    """The independent audit (:mod:`rasp_compiler.audit`) fails a task: it is not written."""
 
 
 @dataclass
@@ -49,6 +54,7 @@ class ExportReport:
     skipped: list[str] = field(default_factory=list)  # variants that do not apply, missing kinds, ...
     errors: list[dict] = field(default_factory=list)  # unexpected failures (bugs), with their traceback
     seconds: float = 0.0
+    audits: list = field(default_factory=list)  # rasp_compiler.audit.TaskAudit of every task written or refused
 
 
 def task_name(source: Source, kind: str, seed: int) -> str:
@@ -104,10 +110,13 @@ def labelling(variant):
     return exact(Decomposed(variant.model)), Decomposed(variant.reference)
 
 
-def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS, blind: bool = False) -> dict:
-    """Write one task folder atomically; returns its manifest entry. ``blind``: the blind
+def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = N_PAIRS, blind: bool = False,
+               audits: list | None = None) -> dict:
+    """Write one task folder atomically, only when the independent audit passes it (else
+    :class:`AuditRefusal`, nothing written); returns its manifest entry. ``blind``: the blind
     layout (method-visible files and ``answer/``) under a neutral folder name beside
-    ``folder`` (the entry's ``name``; ``open_name`` is ``folder``'s)."""
+    ``folder`` (the entry's ``name``; ``open_name`` is ``folder``'s). ``audits`` gets the audit."""
+    from rasp_compiler.audit import audit_task
     from rasp_compiler.interp.testbed import targets_of
 
     model = variant.model
@@ -164,6 +173,11 @@ def write_task(folder: Path, source: Source, variant, seed: int, n_pairs: int = 
             _write_blind(tmp, model, circuit, pairs_json, tensors, basis, source.text, info, key)
         else:
             _write_open(tmp, model, circuit, pairs_json, tensors, basis, source.text, info)
+        audit = audit_task(tmp, name=open_name)  # from the files alone (blind: with its answer key), before the move
+        if audits is not None:
+            audits.append(audit)
+        if not audit.ok:
+            raise AuditRefusal(f"not written, the audit refuses it: {audit.reason}")
         files = {f.relative_to(tmp).as_posix(): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         trash = None
         if folder.exists():
@@ -330,7 +344,7 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
                     report.skipped.append(f"{name}: {refused}")
                     continue
                 try:
-                    entry = write_task(out / name, source, variant, seed, n_pairs, blind=blind)
+                    entry = write_task(out / name, source, variant, seed, n_pairs, blind=blind, audits=report.audits)
                     report.tasks.append(entry)
                     if on_written is not None:
                         on_written(out / entry["name"], variant)
@@ -352,8 +366,11 @@ def export_tasks(out_dir, programs: Iterable[str] | None = DEFAULT_PROGRAMS, var
         "skipped": report.skipped, "errors": [{k: e[k] for k in ("task", "error")} for e in report.errors],
         "tasks": report.tasks,
     }
+    from rasp_compiler.interp.tasks.card import card
+
     if blind:
         atomic_write(out / blind_files.ANSWER / "manifest.json", _json_bytes({**manifest, "layout": "answer"}))
-        manifest = blind_files.visible_manifest(manifest)
-    atomic_write(report.manifest, _json_bytes(manifest))
+        atomic_write(out / blind_files.ANSWER / CARD, card(manifest, report.audits).encode("utf-8"))
+    atomic_write(out / CARD, card(manifest, report.audits, blind=blind).encode("utf-8"))
+    atomic_write(report.manifest, _json_bytes(blind_files.visible_manifest(manifest) if blind else manifest))
     return report
