@@ -215,7 +215,7 @@ def _where(files: TaskFiles, ps: PairSet) -> str:
     return f"{ps.target!r} pair set {ps.name!r}"
 
 
-def _first(bad: list[str], total: int, what: str) -> str:
+def _first(bad: list[str], total: str, what: str) -> str:
     return f"{what}: {len(bad)} of {total} ({bad[0]}" + (", ..." if len(bad) > 1 else "") + ")"
 
 
@@ -231,6 +231,7 @@ def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
         vals = {"clean": decode(ro, clean.resid), "corrupt": decode(ro, corrupt.resid)}
         ids = {"clean": ps.clean, "corrupt": ps.corrupt}
         bad_vals, bad_pos, bad_toks, bad_u = [], [], [], []
+        checked = n_values
         U = np.zeros_like(ps.U)
         for i, row in enumerate(ps.rows):
             length, readable = {}, True
@@ -273,13 +274,17 @@ def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
         n_gaps += len(gap)
         n_bad_gaps += int(wrong.sum())
         row_gap = np.array([float(r.get("gap", np.nan)) for r in ps.rows])
-        for bad, file, fld, what in (
-                (bad_vals, pfile, "clean_values/corrupt_values", "values that are not what the model computes"),
-                (bad_pos, pfile, "positions", "positions that are not where the stated values differ"),
-                (bad_toks, pfile, "clean/corrupt", "token lists that are not the pair's token ids"),
-                (bad_u, tfile, f"{ps.prefix}.U", "metric directions that are not the stated values' read-outs")):
+        for bad, file, fld, what, total in (
+                (bad_vals, pfile, "clean_values/corrupt_values", "values that are not what the model computes",
+                 f"{n_values - checked} values"),
+                (bad_pos, pfile, "positions", "positions that are not where the stated values differ",
+                 f"{len(ps.rows)} pairs"),
+                (bad_toks, pfile, "clean/corrupt", "token lists that are not the pair's token ids",
+                 f"{len(ps.rows)} pairs"),
+                (bad_u, tfile, f"{ps.prefix}.U", "metric directions that are not the stated values' read-outs",
+                 f"{len(ps.rows)} pairs")):
             if bad:
-                problems.append(f"{files.name}: {file} {fld} ({where}): forward: {_first(bad, len(ps.rows), what)}")
+                problems.append(f"{files.name}: {file} {fld} ({where}): forward: {_first(bad, total, what)}")
         if wrong.any():
             i = int(np.argmax(np.abs(gap - ps.gap)))
             problems.append(f"{files.name}: {tfile} {ps.prefix}.gap ({where}): forward: {int(wrong.sum())} of "

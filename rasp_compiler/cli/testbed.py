@@ -187,7 +187,10 @@ def audit_command(
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(a) | {"ok": a.ok} for a in audits], default=str))
     else:
-        table = Table(*COLUMNS, title=f"audit of {len(audits)} tasks (docs/testbed.md, \"The audit\")")
+        table = Table(title=f"audit of {len(audits)} tasks (docs/testbed.md, \"The audit\")")
+        table.add_column(COLUMNS[0], no_wrap=True, min_width=max((len(a.name) for a in audits), default=4))
+        for col in COLUMNS[1:]:
+            table.add_column(col)
         for row in table_rows(audits):
             table.add_row(*(escape(x) for x in row[:-1]),
                           "[green]ok[/green]" if row[-1] == "ok" else f"[red]{escape(row[-1])}[/red]")
