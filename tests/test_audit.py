@@ -19,17 +19,19 @@ from rasp_compiler.cli import app
 from rasp_compiler.interp.tasks import export_tasks
 
 AUDIT_DIR = Path(__file__).resolve().parents[1] / "rasp_compiler" / "audit"
-KINDS = ["compiled", "rotated", "distractors", "backups", "dense", "trained"]
+KINDS = ["compiled", "rotated", "distractors", "backups", "dense", "noise", "trained"]
 
 
 @pytest.fixture(scope="module")
 def task_set(tmp_path_factory):
-    """A small fresh export: two library programs (one numerical) in every variant, and in
-    ``trained/`` a trained task from the committed weights (no training)."""
+    """A small fresh export: two library programs (one numerical) in every variant, in
+    ``trained/`` a trained task from the committed weights (no training), in ``noise/`` a noise
+    task (sort's and frac_prevs' noise models miss the accuracy gate)."""
     out = tmp_path_factory.mktemp("audit_set")
-    report = export_tasks(out, programs=["lib:sort", "lib:frac_prevs"], variants=KINDS[:-1], seeds=[0], n_random=0)
+    report = export_tasks(out, programs=["lib:sort", "lib:frac_prevs"], variants=KINDS[:-2], seeds=[0], n_random=0)
     trained = export_tasks(out / "trained", programs=["lib:length"], variants=["trained"], seeds=[0], n_random=0)
-    assert not report.errors and not trained.errors and len(trained.tasks) == 1
+    noise = export_tasks(out / "noise", programs=["lib:detect_pattern"], variants=["noise"], seeds=[0], n_random=0)
+    assert not report.errors and not trained.errors and len(trained.tasks) == 1 and len(noise.tasks) == 1
     return out
 
 
@@ -66,7 +68,7 @@ def _json_edit(path: Path, edit) -> None:
 
 # --------------------------------------------------------------------------- a fresh export passes
 def test_fresh_export_passes_every_check(task_set):
-    audits = audit_paths([task_set, task_set / "trained"])
+    audits = audit_paths([task_set, task_set / "trained", task_set / "noise"])
     kinds = {a.variant for a in audits}
     assert kinds == set(KINDS), kinds  # every variant is exported and audited
     for a in audits:
@@ -74,7 +76,7 @@ def test_fresh_export_passes_every_check(task_set):
         f, t, e, c = (a.check(n) for n in ("forward", "targets", "edges", "coverage"))
         assert f.figures["values"] > 0 and f.figures["gaps"] > 0
         assert t.figures["targets_ok"] == t.figures["targets"] > 0
-        if a.variant != "trained":  # exact classes: the claimed circuit is the whole story
+        if a.variant not in ("trained", "noise"):  # exact classes: the claimed circuit is the whole story
             assert abs(t.figures["faithfulness_min"] - 1) < 1e-3 and abs(t.figures["faithfulness_max"] - 1) < 1e-3
             assert t.figures["outside_max"] <= 1e-3
             assert e.figures["from_weights"] and e.figures["edge_diffs"] == 0
@@ -86,6 +88,9 @@ def test_fresh_export_passes_every_check(task_set):
     got = trained.check("targets").figures  # the trained gate's own figures, reproduced from the files
     assert got["outside_max"] == pytest.approx(stated["outside_effect_max"], rel=1e-4)
     assert got["faithfulness_min"] == pytest.approx(stated["faithfulness_min"], rel=1e-4)
+    noise = next(a for a in audits if a.variant == "noise")
+    assert noise.check("edges").figures["from_weights"]  # noise only on owned nonzero weights: no new edge
+    assert noise.check("forward").figures["model_misses_label"] > 0  # labels are the program's, not the model's
     rows = figures_by_variant(audits)
     assert rows[-1][0] == "**all**" and rows[-1][1] == str(len(audits)) and rows[-1][2] == "0"
 
@@ -290,3 +295,15 @@ def test_dataset_card_states_the_audit_figures(task_set):
     for row in rows:
         assert "| " + " | ".join(row) + " |" in card
     assert "Refused by the audit: 0." in card
+
+
+def test_noise_task_gaps_and_bounds_are_checked(task_set, tmp_path):
+    folder = _copy(task_set / "noise", "lib-detect_pattern__noise__s0", tmp_path)
+    _json_edit(folder / "task.json", lambda d: d["truth_check"].__setitem__("faithfulness", [1.5, 2.0]))
+    assert "allowed 1.5..2" in _failing(folder, "targets")
+    folder = _copy(task_set / "noise", "lib-detect_pattern__noise__s0", tmp_path / "b")
+
+    def edit(t):
+        t["t0.gap"] = t["t0.gap"] * 1.001
+    _rewrite(folder / "pairs.safetensors", edit)
+    assert "t0.gap" in _failing(folder, "forward")

@@ -10,14 +10,16 @@
    documented class (:data:`CLASSES`): exact kinds need faithfulness 1 ± 1e-3 and every
    outside effect ≤ 1e-3 on every pair; cancelling kinds excuse a member of a
    ``cancelling_groups`` group whose group is jointly silent (≤ 1e-6 of the gap, 1e-5 dense);
-   trained tasks are held to the ``unmapped_bound`` / ``faithfulness_bound`` of task.json.
+   trained tasks are held to the ``unmapped_bound`` / ``faithfulness_bound`` of task.json, noise
+   tasks to their ``truth_check`` (whose stated values are the program's: a noisy read-out that
+   differs is counted, not failed).
 3. **edges**: reads and writes of every component recomputed from the weights (a row of a
    read matrix / column of a write matrix counts when above 1e-6 of that matrix's largest
    |entry| in the feature basis, 1e-4 with a ``residual_basis``; ``one`` and ``bos`` ignored),
    the structural edges A → B (A before B, a feature A writes and B reads) against
    ``graph.nodes``/``graph.edges``, and every circuit against the functional rule (paths into
-   the target using no edge out of a cancelling group). Noise and trained tasks state the
-   clean / trained-to graph, not their weights' one: only the circuits' rule is checked there.
+   the target using no edge out of a cancelling group). Trained tasks state the trained-to
+   graph, not their weights' one: only the circuits' rule is checked there.
 4. **coverage**: which circuit members each pair set exercises (docs/testbed.md, "Pair sets
    and coverage"), against each circuit's stored ``active``; the share exercised by some
    pair set is a figure, not a failure.
@@ -47,30 +49,38 @@ EXACT = {"faithfulness": 1e-3, "outside": 1e-3}
 class VariantClass:
     """What a variant kind's documentation promises about every target's circuit."""
 
-    faithfulness: float  # |faithfulness - 1| allowed on every pair
+    faithfulness: tuple  # (lo, hi): the claimed circuit's faithfulness on every pair
     outside: float  # largest |effect| / gap of one unit outside the circuit
     group: float | None  # None: no cancelling groups; else joint |effect| / gap of a group
     from_weights: bool  # graph.edges is the rule applied to these weights
+    model_labels: bool = True  # the stated values are the model's decoding (noise: the program's)
 
 
+EXACT_FAITH = (1 - 1e-3, 1 + 1e-3)
 CLASSES = {
-    "compiled": VariantClass(1e-3, 1e-3, None, True),
-    "rotated": VariantClass(1e-3, 1e-3, None, True),
-    "backups": VariantClass(1e-3, 1e-3, None, True),
-    "noise": VariantClass(1e-3, 1e-3, None, False),
-    "distractors": VariantClass(1e-3, 1e-3, 1e-6, True),
-    "dense": VariantClass(1e-3, 1e-3, 1e-5, True),
+    "compiled": VariantClass(EXACT_FAITH, 1e-3, None, True),
+    "rotated": VariantClass(EXACT_FAITH, 1e-3, None, True),
+    "backups": VariantClass(EXACT_FAITH, 1e-3, None, True),
+    "noise": VariantClass(EXACT_FAITH, 1e-3, None, True, model_labels=False),
+    "distractors": VariantClass(EXACT_FAITH, 1e-3, 1e-6, True),
+    "dense": VariantClass(EXACT_FAITH, 1e-3, 1e-5, True),
 }
 
 
 def variant_class(files: TaskFiles) -> VariantClass:
-    """The documented class of the task's variant (trained: the bounds task.json states)."""
-    kind = files.kind
+    """The documented class of the task's variant: trained tasks are held to the bounds task.json
+    states (``exactness.metrics``), noise tasks to their ``truth_check`` bounds when they have one."""
+    kind, tfile = files.kind, "task.json"
     if kind == "trained":
-        tfile = "task.json"
         m = get(get(files.task, "exactness", tfile), "metrics", tfile, "exactness")
         bound = lambda k: float(get(m, k, tfile, "exactness.metrics"))
-        return VariantClass(bound("faithfulness_bound"), bound("unmapped_bound"), None, False)
+        fb = bound("faithfulness_bound")
+        return VariantClass((1 - fb, 1 + fb), bound("unmapped_bound"), None, False)
+    if kind == "noise" and "truth_check" in files.task:
+        tc = files.task["truth_check"]
+        lo, hi = (float(x) for x in get(tc, "faithfulness", tfile, "truth_check"))
+        return VariantClass((lo, hi), float(get(tc, "outside_effect_max", tfile, "truth_check")), None, True,
+                            model_labels=False)
     if kind not in CLASSES:
         raise AuditFileError("task.json", "variant.kind",
                              f"{kind!r} has no documented truth class (known: {', '.join(sorted(CLASSES))}, trained)")
@@ -221,8 +231,9 @@ def _first(bad: list[str], total: str, what: str) -> str:
 
 # --------------------------------------------------------------------------- 1. forward
 def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
-    problems, n_values, n_bad_values, n_gaps, n_bad_gaps = [], 0, 0, 0, 0
+    problems, n_values, n_bad_values, n_gaps, n_bad_gaps, n_program = [], 0, 0, 0, 0, 0
     pfile, tfile = "pairs.json", "pairs.safetensors"
+    model_labels = variant_class(files).model_labels  # noise: the values are the program's, not the model's
     toks = files.pairs.get("token_ids")
     for ps in files.pair_sets:
         where = _where(files, ps)
@@ -248,6 +259,9 @@ def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
                 for p in range(1, n + 1):
                     n_values += 1
                     if not same_value(stored[p], vals[side][i][p], ro.numerical):
+                        if not model_labels:  # a noisy model may miss the program's value: a figure
+                            n_program += 1
+                            continue
                         bad_vals.append(f"pair {i} {side} position {p}: stored {stored[p]!r}, "
                                         f"the model computes {vals[side][i][p]!r}")
             if length["clean"] != int(ps.lengths[i]):
@@ -297,6 +311,7 @@ def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
             problems.append(f"{files.name}: {tfile} {ps.prefix}.gap ({where}): forward: a gap is not > 0")
     return Check("forward", not problems, tuple(problems),
                  {"values": n_values, "value_disagreements": n_bad_values, "gaps": n_gaps,
+                  "model_misses_label": n_program,
                   "gap_disagreements": n_bad_gaps})
 
 
@@ -319,10 +334,12 @@ def check_targets(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
         faith = (m - metric(ps.U, corrupt.resid)) / safe
         faith_lo, faith_hi = min(faith_lo, float(np.nanmin(faith))), max(faith_hi, float(np.nanmax(faith)))
         bad = []
-        if not np.all(np.abs(faith - 1) <= cls.faithfulness):
+        lo, hi = cls.faithfulness
+        out_of = ~((faith >= lo) & (faith <= hi))
+        if out_of.any():
             i = int(np.nanargmax(np.abs(faith - 1)))
-            bad.append(f"faithfulness of the claimed circuit {faith[i]:.4g} on pair {i} (allowed 1 ± "
-                       f"{cls.faithfulness:g}; {int((np.abs(faith - 1) > cls.faithfulness).sum())} of {len(faith)} pairs out)")
+            bad.append(f"faithfulness of the claimed circuit {faith[i]:.4g} on pair {i} (allowed {lo:g}..{hi:g}; "
+                       f"{int(out_of.sum())} of {len(faith)} pairs out)")
         excused = set()
         if cls.group is not None:
             for gi, g in enumerate(groups):
