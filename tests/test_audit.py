@@ -307,3 +307,16 @@ def test_noise_task_gaps_and_bounds_are_checked(task_set, tmp_path):
         t["t0.gap"] = t["t0.gap"] * 1.001
     _rewrite(folder / "pairs.safetensors", edit)
     assert "t0.gap" in _failing(folder, "forward")
+
+
+def test_blind_layout_is_audited_from_its_answer_key(task_set, tmp_path):
+    """A blind folder (docs/testbed_format.md): the claims sit in answer/, weights and pair tensors beside it."""
+    folder = _copy(task_set, "lib-sort__rotated__s0", tmp_path)
+    (folder / "answer").mkdir()
+    for name in ("circuit.json", "pairs.json", "task.json", "basis.safetensors"):
+        shutil.move(str(folder / name), str(folder / "answer" / name))
+    (folder / "task.json").write_text(json.dumps({"format": "rasp_compiler.task", "layout": "blind", "name": folder.name}))
+    a = audit_task(folder)
+    assert a.ok, a.problems
+    _json_edit(folder / "answer" / "circuit.json", lambda d: d["graph"]["edges"].pop(0))
+    assert "answer/circuit.json graph.edges" in _failing(folder, "edges")

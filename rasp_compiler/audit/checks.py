@@ -70,7 +70,7 @@ CLASSES = {
 def variant_class(files: TaskFiles) -> VariantClass:
     """The documented class of the task's variant: trained tasks are held to the bounds task.json
     states (``exactness.metrics``), noise tasks to their ``truth_check`` bounds when they have one."""
-    kind, tfile = files.kind, "task.json"
+    kind, tfile = files.kind, files.at("task.json")
     if kind == "trained":
         m = get(get(files.task, "exactness", tfile), "metrics", tfile, "exactness")
         bound = lambda k: float(get(m, k, tfile, "exactness.metrics"))
@@ -82,7 +82,7 @@ def variant_class(files: TaskFiles) -> VariantClass:
         return VariantClass((lo, hi), float(get(tc, "outside_effect_max", tfile, "truth_check")), None, True,
                             model_labels=False)
     if kind not in CLASSES:
-        raise AuditFileError("task.json", "variant.kind",
+        raise AuditFileError(files.at("task.json"), "variant.kind",
                              f"{kind!r} has no documented truth class (known: {', '.join(sorted(CLASSES))}, trained)")
     return CLASSES[kind]
 
@@ -129,14 +129,14 @@ class Readout:
 
 
 def circuit_of(files: TaskFiles, target: str) -> dict:
-    for c in get(files.circuit, "circuits", "circuit.json"):
+    for c in get(files.circuit, "circuits", files.at("circuit.json")):
         if c.get("target") == target:
             return c
-    raise AuditFileError("circuit.json", "circuits", f"no circuit for target {target!r}")
+    raise AuditFileError(files.at("circuit.json"), "circuits", f"no circuit for target {target!r}")
 
 
 def _features(files: TaskFiles) -> dict[str, dict]:
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     feats = get(files.circuit, "features", cfile)
     n = len(files.directions())
     for i, f in enumerate(feats):
@@ -151,7 +151,7 @@ def readout(files: TaskFiles, ps: PairSet) -> Readout:
         c = files.config
         return Readout(files.weights["unembed.W_U"], bool(c.get("output_numerical")), tuple(c.get("output_values") or ()))
     feats, D = _features(files), files.directions()
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     readouts = files.circuit.get("readouts") or {}
     own = sorted((f for f in feats.values() if f.get("node") == ps.target and f.get("kind") in ("categorical", "numerical")),
                  key=lambda f: f["index"])
@@ -232,7 +232,7 @@ def _first(bad: list[str], total: str, what: str) -> str:
 # --------------------------------------------------------------------------- 1. forward
 def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
     problems, n_values, n_bad_values, n_gaps, n_bad_gaps, n_program = [], 0, 0, 0, 0, 0
-    pfile, tfile = "pairs.json", "pairs.safetensors"
+    pfile, tfile = files.at("pairs.json"), "pairs.safetensors"
     model_labels = variant_class(files).model_labels  # noise: the values are the program's, not the model's
     toks = files.pairs.get("token_ids")
     for ps in files.pair_sets:
@@ -318,7 +318,7 @@ def check_forward(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
 # --------------------------------------------------------------------------- 2. targets
 def check_targets(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
     cls = variant_class(files)
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     groups = [tuple(g) for g in files.circuit.get("cancelling_groups") or []]
     problems, per_target = [], {}
     worst_outside, worst_member, worst_group, faith_lo, faith_hi = 0.0, 0.0, 0.0, math.inf, -math.inf
@@ -399,7 +399,7 @@ def reads_writes(files: TaskFiles) -> dict[str, tuple[set, set]]:
     read = lambda w: rows(D @ w)  # w: (d_model, k)
     write = lambda w: rows(D @ w.T)  # w: (k, d_model)
     out = {}
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     for i, c in enumerate(get(files.circuit, "components", cfile)):
         kind, l = c["kind"], c.get("layer")
         if kind == "embed":
@@ -449,7 +449,7 @@ def functional(files: TaskFiles, edges: dict[tuple[str, str], set], writes: dict
 
 def check_edges(files: TaskFiles) -> Check:
     cls = variant_class(files)
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     graph = get(files.circuit, "graph", cfile)
     stored = {(e["from"], e["to"]): e for e in get(graph, "edges", cfile, "graph")}
     stored_nodes = {n["name"]: n for n in get(graph, "nodes", cfile, "graph")}
@@ -509,7 +509,7 @@ def _moves(clean: np.ndarray, corrupt: np.ndarray) -> bool:
 
 
 def check_coverage(files: TaskFiles, fwd: Forward, runs: dict) -> Check:
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     feats, D = _features(files), files.directions()
     stored = {(e["from"], e["to"]): set(e["dims"]) for e in files.circuit["graph"]["edges"]}
     writes = {n["name"]: set(n.get("writes") or []) for n in files.circuit["graph"]["nodes"]}

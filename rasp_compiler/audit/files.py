@@ -18,6 +18,7 @@ from safetensors.numpy import load_file
 
 MODEL, CIRCUIT, PAIRS, PAIR_TENSORS, TASK, MANIFEST = (
     "model.safetensors", "circuit.json", "pairs.json", "pairs.safetensors", "task.json", "manifest.json")
+ANSWER = "answer"  # a blind folder's answer key (docs/testbed_format.md, "Blind task folders")
 PAD, BOS = 1, 0  # token ids (docs/testbed_format.md, "The model")
 
 
@@ -57,6 +58,11 @@ class TaskFiles:
     weights: dict  # tensor name -> float64 array
     basis: np.ndarray | None  # (n_features, d_model): row i = feature i's direction; None = unit vectors
     pair_sets: tuple  # PairSet, in pairs.json order (main set of each target first)
+    blind: bool = False  # circuit.json, pairs.json and task.json come from the answer key
+
+    def at(self, name: str) -> str:
+        """How problem lines name a claims file (``answer/circuit.json`` in a blind folder)."""
+        return f"{ANSWER}/{name}" if self.blind else name
 
     @property
     def kind(self) -> str:
@@ -186,21 +192,26 @@ def load(folder, name: str | None = None) -> TaskFiles:
     tag = name or folder.name
     if not (folder / TASK).is_file():
         raise AuditFileError(tag, "", f"not a task folder (no {TASK})")
-    task, circuit, pairs = (_json(folder, n, tag) for n in (TASK, CIRCUIT, PAIRS))
+    task = _json(folder, TASK, tag)
+    key = folder  # where the claims are: the folder itself, or a blind folder's answer key
+    if task.get("layout") == "blind":  # docs/testbed_format.md, "Audit of a blind folder"
+        key = folder / ANSWER
+        task = _json(key, TASK, f"{tag}/{ANSWER}")
+    circuit, pairs = (_json(key, n, tag if key == folder else f"{tag}/{ANSWER}") for n in (CIRCUIT, PAIRS))
     mfile = f"{tag}/{MODEL}"
     config = _metadata(folder / MODEL, mfile)
     weights = _weights(_tensors(folder / MODEL, mfile), config, mfile)
     basis = None
     if circuit.get("residual_basis") is not None:
         cfile = f"{tag}/{CIRCUIT}"
-        bpath = _confined(folder, circuit["residual_basis"], cfile, "residual_basis")
+        bpath = _confined(key, circuit["residual_basis"], cfile, "residual_basis")
         bname = f"{tag}/{circuit['residual_basis']}"
         basis = np.asarray(get(_tensors(bpath, bname), "residual_basis", bname, "tensors"), np.float64)
         if basis.ndim != 2 or basis.shape[1] != int(config["d_model"]):
             raise AuditFileError(bname, "residual_basis", f"shape {basis.shape}, expected (features, d_model)")
     get(get(task, "variant", f"{tag}/{TASK}"), "kind", f"{tag}/{TASK}", "variant")
     sets = _pair_sets(tag, pairs, _tensors(folder / PAIR_TENSORS, f"{tag}/{PAIR_TENSORS}"))
-    return TaskFiles(folder, tag, task, circuit, pairs, config, weights, basis, sets)
+    return TaskFiles(folder, tag, task, circuit, pairs, config, weights, basis, sets, key != folder)
 
 
 def task_folders(path) -> list[Path]:

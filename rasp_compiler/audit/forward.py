@@ -40,7 +40,7 @@ class Run:
 
 def units_of(files: TaskFiles) -> list[Unit]:
     """The units of the forward pass, in forward order: circuit.json's components plus rest units."""
-    cfile = "circuit.json"
+    cfile = files.at("circuit.json")
     W, H = files.weights, int(files.config["n_heads"])
     by_layer: dict[int, list[Unit]] = {}
     embed = None
