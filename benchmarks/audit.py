@@ -66,8 +66,8 @@ def main(argv=None) -> int:
         f"{sum(a.ok for a in again)} pass, {t_audit:.0f} s; {len(report.errors) + len(trained.errors)} export errors).",
         "Forward disagreements count stated values and gaps; targets outside class count targets on some pair set "
         "of which the claimed circuit misses its variant's class; edge disagreements count structural edges or "
-        "node reads/writes unlike the weights' and circuit members unlike the functional rule (n/a: noise and "
-        "trained state no graph of their own weights); coverage is the share of circuit members some pair set "
+        "node reads/writes unlike the weights' and circuit members unlike the functional rule (n/a: trained "
+        "tasks state no graph of their own weights); coverage is the share of circuit members some pair set "
         "exercises.",
         "",
         markdown(header, figures_by_variant(audits)),
