@@ -19,7 +19,7 @@ from rasp_compiler.interp.tasks import export_tasks, write_task
 from rasp_compiler.interp.tasks.export import accuracy_refusal, labelling, task_pairs
 from rasp_compiler.interp.coverage import pair_sets
 from rasp_compiler.interp.tasks import truth_gate
-from rasp_compiler.interp.tasks.sources import library_sources
+from rasp_compiler.interp.tasks.sources import TaskSetError, library_sources
 from rasp_compiler.interp.variants import make_variant, measure_exactness
 from rasp_compiler.interp.variants.base import balanced_accuracy
 from rasp_compiler.lib import LIBRARY
@@ -179,11 +179,20 @@ def _dense_noise(name, seed=1):
     return dataclasses.replace(v, model=CompiledModel(model.config, add_noise(model.params, 0.01, seed), model.labels))
 
 
-def test_the_truth_check_drops_the_targets_dense_noise_moves(tmp_path):
+def test_the_truth_check_drops_the_targets_dense_noise_moves(tmp_path, monkeypatch):
     """Noise on every weight moves intermediate targets from outside their circuits (finding 2
-    of issue 25); the check drops exactly those targets, and the written task says so."""
+    of issue 25); the check drops exactly those targets, and the written task says so. The
+    export's audit refuses such a task anyway (noise on padding heads and neurons: its stored
+    gaps are not the documented forward pass's, finding 1), so the audit is bypassed here."""
+    import rasp_compiler.audit as audit
+
     v = _dense_noise("induction")
     source = library_sources(["induction"])[0]
+    with pytest.raises(TaskSetError, match=r"the audit refuses it: .*t0\.gap.*: forward:"):
+        write_task(tmp_path / "refused", source, v, seed=1)
+    assert not (tmp_path / "refused").exists()
+    real = audit.audit_task
+    monkeypatch.setattr(audit, "audit_task", lambda folder, name=None: dataclasses.replace(real(folder, name), checks=()))
     write_task(tmp_path / "t", source, v, seed=1)
     info = json.loads((tmp_path / "t" / "task.json").read_text())
     dropped = {d["target"]: d for d in info["dropped_targets"]}
