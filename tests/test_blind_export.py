@@ -114,7 +114,11 @@ def truth_sets(circuit: dict) -> list[tuple[set, set]]:
 # ------------------------------------------------------------------------------ the files
 def test_a_method_gets_exactly_the_documented_files(sets):
     root, triples = sets
-    assert sorted(p.name for p in (root / "method").iterdir() if p.is_file()) == ["manifest.json"]
+    assert sorted(p.name for p in (root / "method").iterdir() if p.is_file()) == ["README.md", "manifest.json"]
+    card = (root / "method" / "README.md").read_text()  # the dataset card: the audit's figures over all tasks
+    for _, blind, _ in triples:
+        task = json.loads((blind / ANSWER / "task.json").read_text())
+        assert task["program"]["name"] not in card and task["variant"]["kind"] not in card
     for _, blind, method in triples:
         assert sorted(f.name for f in method.iterdir()) == sorted(VISIBLE)
         assert re.fullmatch(r"task-[0-9a-f]{12}", blind.name)
