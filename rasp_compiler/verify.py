@@ -1,8 +1,8 @@
 """Check a compiled model against ``rasp.evaluate``: the definition of "exact".
 
 Used by the tests, the CLI's ``verify`` and the benchmarks, so all three mean the
-same thing by a mismatch: a categorical output differs, or a numerical one is off by
-more than ``NUMERIC_TOLERANCE``. With ``causal=True`` the expected output at position
+same thing by a mismatch: a categorical output differs (in value or in type: ``3``
+is not ``3.0``), or a numerical one is off by more than ``NUMERIC_TOLERANCE``. With ``causal=True`` the expected output at position
 i is the evaluation of the prefix ending at i.
 """
 
@@ -57,7 +57,20 @@ def random_inputs(vocab: Iterable[Any], max_len: int, n: int, seed: int = 0, ful
             for i in range(n)]
 
 
-def same_value(got: Any, want: Any) -> bool:
+def same_type(got: Any, want: Any) -> bool:
+    """Of one type (tuples: item by item). A categorical output that prints ``3`` where the
+    program gives ``3.0``, or ``1`` for ``True``, is wrong although Python counts it equal."""
+    if isinstance(want, tuple) and isinstance(got, tuple):
+        return len(got) == len(want) and all(same_type(g, w) for g, w in zip(got, want))
+    return type(got) is type(want)
+
+
+def same_value(got: Any, want: Any, typed: bool = False) -> bool:
+    """The model's output ``got`` stands for the evaluator's ``want``: a number within
+    ``NUMERIC_TOLERANCE``, anything else equal; with ``typed`` (a categorical output) also
+    of the same type (:func:`same_type`)."""
+    if typed and not same_type(got, want):
+        return False
     if isinstance(want, Number) and not isinstance(want, bool) or isinstance(got, float):
         if got is None or want is None or not isinstance(got, Number) or not isinstance(want, Number):
             return got is want
@@ -82,6 +95,7 @@ def check_model(model, program: core.SOp, inputs: Iterable[Sequence[Any]], batch
     :class:`~rasp_compiler.errors.BlendedValueError` naming SOp, position and input.
     """
     bos = model.config.bos
+    typed = not model.config.output_numerical  # a numerical output is a number: 3 and 3.0 are one
     checked, n_bad, examples = 0, 0, []
     it = iter(inputs)
     while chunk := [list(x) for x in itertools.islice(it, batch_size)]:
@@ -89,7 +103,7 @@ def check_model(model, program: core.SOp, inputs: Iterable[Sequence[Any]], batch
         outs = model.apply_batch([[bos, *x] for x in chunk], backend=chosen, guard=guard)
         for xs, out in zip(chunk, outs):
             want = expected_output(program, xs, model.config.causal)
-            if len(out) - 1 != len(want) or not all(same_value(g, w) for g, w in zip(out[1:], want)):
+            if len(out) - 1 != len(want) or not all(same_value(g, w, typed) for g, w in zip(out[1:], want)):
                 n_bad += 1
                 if len(examples) < max_mismatches:
                     examples.append(Mismatch(xs, out[1:], want))

@@ -27,10 +27,11 @@ def test_near_equal_categorical_floats_stay_apart():
     _exact(v, {"a", "b", "c"}, 3)  # as an output, each keeps its own spelling
 
 
-def test_true_and_one_in_one_categorical_sop_are_refused():
+def test_true_and_one_in_one_categorical_sop_keep_their_types():
+    """Kept apart as two values (tests/test_value_types.py has the other patterns)."""
     mixed = rasp.categorical(rasp.Map(lambda t: True if t == "a" else 1 if t == "b" else 0, rasp.tokens)).named("m")
-    with pytest.raises(ValueSetError, match=r"m can take both (True|1) .* and (1|True) .*one type"):
-        compile_rasp_to_model(mixed, {"a", "b", "c"}, 3)
+    model = _exact(mixed, {"a", "b", "c"}, 3)
+    assert [type(v) for v in model.apply(["BOS", "a", "b"]).decoded[1:]] == [bool, int]
 
 
 def test_true_and_one_in_the_vocab_are_refused():

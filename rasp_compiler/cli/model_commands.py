@@ -146,7 +146,7 @@ def run_command(
             want = expected_output(loaded.program, xs, model.config.causal)
         except RaspCompilerError as exc:
             problem = f"the evaluator fails on this input: {exc}"
-    bad = set() if want is None else {i for i, (g, w) in enumerate(zip(got, want)) if not same_value(g, w)}
+    bad = set() if want is None else {i for i, (g, w) in enumerate(zip(got, want)) if not same_value(g, w, not model.config.output_numerical)}
     if as_json:
         record = {"input": [_json_value(x) for x in xs], "output": [_json_value(v) for v in got]}
         if want is not None:

@@ -9,7 +9,8 @@ must end one of two ways: *refused* before building with a compiler error
 (``UnsupportedProgramError`` and its kinds, ``InputError``), or *exact*: the compiled
 model agrees with ``rasp.evaluate`` on every input (every input up to ``max_seq_len``
 where that is few, else random ones), including inputs where the evaluator raises
-(the model must not compile then). Anything else is a mismatch.
+(the model must not compile then); a categorical output must also have the evaluator's
+type (``1`` is not ``True`` or ``1.0``). Anything else is a mismatch.
 
     from rasp_compiler.fuzz.edges import KINDS, generate_edge, check_edge
     result = check_edge(generate_edge("near_equal", seed=3))
@@ -22,7 +23,6 @@ import itertools
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from rasp_compiler import errors
 from rasp_compiler.limits import Limits
@@ -257,20 +257,10 @@ def check_edge(case: EdgeCase) -> EdgeResult:
                               time.perf_counter() - start)
         got = out[1:]
         typed = not model.config.output_numerical  # a numerical output decodes to floats
-        if len(got) != len(want) or not all(same_value(g, w) and (not typed or _same_type(g, w))
-                                            for g, w in zip(got, want)):
+        if len(got) != len(want) or not all(same_value(g, w, typed) for g, w in zip(got, want)):
             return EdgeResult(case, "mismatch", f"on {xs!r}: model {got!r}, evaluate {want!r}", len(inputs),
                               time.perf_counter() - start)
     return EdgeResult(case, "exact", "", len(inputs), time.perf_counter() - start)
-
-
-def _same_type(got: Any, want: Any) -> bool:
-    """True and 1 are equal, but a model that prints 1 where the program gives True is wrong."""
-    if isinstance(want, bool) or isinstance(got, bool):
-        return type(got) is type(want)
-    if isinstance(want, tuple) and isinstance(got, tuple):
-        return len(got) == len(want) and all(_same_type(g, w) for g, w in zip(got, want))
-    return True
 
 
 def run_edges(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = KINDS, progress=None) -> list[EdgeResult]:

@@ -17,13 +17,26 @@ from rasp_compiler.graph.nodes import Kind, ProgramGraph
 from rasp_compiler.graph.schedule import Schedule
 from rasp_compiler.graph.value_sets import sorted_values
 from rasp_compiler.rasp import core
+from rasp_compiler.rasp.exact import ExactDict, exact_key
 
 FRACTION = "<bos-fraction>"  # value tag of a selector width's internal direction
 
 
 class Dir(NamedTuple):
+    """Equal only to a Dir of the same node and the same value *of the same type*:
+    ``Dir(n, 0)`` and ``Dir(n, 0.0)`` are two directions (see :mod:`rasp_compiler.rasp.exact`)."""
+
     node: str
     value: Any = None
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Dir) and self[0] == other[0] and exact_key(self[1]) == exact_key(other[1])
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((self[0], exact_key(self[1])))
 
     def __str__(self) -> str:
         if self.value is None:
@@ -47,9 +60,9 @@ class ResidualLayout:
     def labels(self) -> list[str]:
         return [str(d) for d in self.dirs]
 
-    def onehot(self, node: str) -> dict[Any, Dir]:
-        """value -> direction, for a categorical node."""
-        return {v: Dir(node, v) for v in self.values[node]}
+    def onehot(self, node: str) -> ExactDict:
+        """value -> direction, for a categorical node (keyed by type too: 0 and 0.0 are two)."""
+        return ExactDict((v, Dir(node, v)) for v in self.values[node])
 
     def canonical(self, node: str, value: Any) -> Any:
         """The member of a categorical node's value set that ``value`` stands for: value sets

@@ -8,9 +8,11 @@ and to decode outputs. A numerical mean's set is every achievable mean of up to
 
 Values are never merged where that could change what the program computes: a
 categorical set keeps every value Python tells apart (``0.1 + 0.2`` and ``0.3`` are two
-one-hot directions), values that are equal but of different types (``True`` and ``1``)
-are refused, and a numerical set merges floats that differ only by rounding only if
-every Map reading it gives the same output for all of them.
+one-hot directions) and also values that are equal but of different types (``0``,
+``0.0`` and ``False`` are three: an :class:`~rasp_compiler.rasp.exact.ExactSet`), so the
+model outputs the type the evaluator gives. A numerical set holds numbers (``3`` and
+``3.0`` are one), and merges floats that differ only by rounding, only if every Map
+reading it gives the same output for all of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rasp_compiler import limits as _limits
 from rasp_compiler.errors import ValueSetError
 from rasp_compiler.graph.nodes import Kind, Node, ProgramGraph
 from rasp_compiler.rasp import core
+from rasp_compiler.rasp.exact import ExactSet, exact_key
 
 MAX_VALUES = _limits.Limits().max_values
 MAX_PRODUCT = _limits.Limits().max_pairs
@@ -77,28 +80,22 @@ def _need_comparable(node: Node, values: frozenset) -> None:
             "selector or output comparison can match it; map it to an ordinary value (e.g. None or a string)")
 
 
-def exact_key(v: Any) -> Any:
-    """A key that tells apart values Python counts as equal (True, 1, 1.0; (1,), (True,))."""
-    if isinstance(v, tuple):
-        return (tuple, tuple(exact_key(x) for x in v))
-    if isinstance(v, frozenset):
-        return (frozenset, frozenset(exact_key(x) for x in v))
-    return (type(v), v)
-
-
-def distinct_values(node: Node | None, values: Iterable[Any], what: str = "") -> frozenset:
-    """The set of ``values``, refusing two that are equal in Python but differ in type.
-
-    ``True == 1 == 1.0`` with one hash, so a set keeps whichever came first and a model
-    would output that one everywhere; the evaluator keeps each. Numerical SOps may mix
-    them (they are the same number)."""
+def distinct_values(node: Node | None, values: Iterable[Any], what: str = "") -> frozenset | ExactSet:
+    """The set of ``values``: for a categorical node an :class:`ExactSet` (``True``, ``1``
+    and ``1.0`` are three values, each with its own one-hot direction); for a numerical
+    node a frozenset of numbers (they are one number). With ``what`` (the vocabulary),
+    two values equal in Python but of different types are refused: a token is looked up
+    by Python equality, so the model could not tell which one it was given."""
+    if node is not None and node.numerical:
+        return ExactSet(values)  # kept apart until _tidy checks every reader (see _check_merge)
+    if not what:
+        return ExactSet(values)
     seen: dict[Any, Any] = {}
     for v in values:
         first = seen.setdefault(v, v)
-        if first is not v and not (node is not None and node.numerical) and exact_key(first) != exact_key(v):
-            owner = what or f"categorical {node.op} {node.label}"
+        if first is not v and exact_key(first) != exact_key(v):
             raise ValueSetError(
-                f"{owner} can take both {first!r} ({type(first).__name__}) and {v!r} ({type(v).__name__}), "
+                f"{what} can take both {first!r} ({type(first).__name__}) and {v!r} ({type(v).__name__}), "
                 "which Python counts as equal but prints differently; a compiled model has one value for "
                 f"both and could not say which one to output — give them one type (e.g. int(...) or "
                 f"bool(...)), or make them differ (e.g. str(...))")
@@ -153,9 +150,17 @@ def _check_merge(node: Node, src: str, groups: dict, f) -> None:
         want = _apply(node, f, (rep,))
         for m in members:
             got = _apply(node, f, (m,))
-            if got == want or (node.numerical and isinstance(got, Real) and isinstance(want, Real)
-                               and abs(got - want) <= MERGE_TOLERANCE * max(1.0, abs(want))):
+            if node.numerical and isinstance(got, Real) and isinstance(want, Real) and (
+                    got == want or abs(got - want) <= MERGE_TOLERANCE * max(1.0, abs(want))):
                 continue
+            if exact_key(got) == exact_key(want):
+                continue
+            if m == rep:  # 0 and 0.0: one number in the residual stream, but f tells them apart
+                raise ValueSetError(
+                    f"numerical {src} can take both {rep!r} ({type(rep).__name__}) and {m!r} "
+                    f"({type(m).__name__}), one number in the residual stream, but {node.op} {node.label} "
+                    f"gives {want!r} for one and {got!r} for the other, so no model can say which to output; "
+                    f"give {src} one type (e.g. float(...)), or compute {node.label} from categorical inputs")
             raise ValueSetError(
                 f"{node.op} {node.label} gives {want!r} for {src}={rep!r} but {got!r} for {src}={m!r}, values "
                 f"that differ only by float rounding and that no float32 MLP can tell apart; round {src} "
@@ -166,7 +171,7 @@ def sorted_values(values: Iterable[Any]) -> list[Any]:
     """A deterministic order for mixed-type values (numbers by size, then others by repr)."""
     def key(v):
         if isinstance(v, Number) and not isinstance(v, complex):
-            return (0, float(v), "")
+            return (0, float(v), type(v).__name__)  # 0, 0.0 and False: one order on every run
         return (1, 0.0, f"{type(v).__name__}:{v!r}")
     return sorted(values, key=key)
 
@@ -217,7 +222,7 @@ def _node_values(node: Node, pg: ProgramGraph, sets, groups, vocab, n_max, lim: 
     if isinstance(e, core.Aggregate):
         src = sets[node.aggregated]
         if not node.numerical:  # None: nothing selected and no default
-            return (src or frozenset()) | {e.default}
+            return ExactSet(src or ()) | {e.default}
         default = 0 if e.default is None else e.default
         if src is None:
             return None
@@ -312,8 +317,10 @@ def at_most_one_key(term, sets, lim: _limits.Limits) -> bool:
     from rasp_compiler.craft.attention import truth_table
 
     keys, queries = sets[term.key], sets[term.query]
-    if term.predicate is core.Comparison.EQ or term.predicate is core.Comparison.FALSE:
-        return True  # the values in a set are pairwise unequal
+    if term.predicate is core.Comparison.FALSE:
+        return True
+    if term.predicate is core.Comparison.EQ and (keys is None or _pairwise_unequal(keys)):
+        return True  # (0 and 0.0 are two values of a set, but one query value equals both)
     if keys is None or queries is None or len(keys) * len(queries) > lim.max_table_cells:
         return False
     if not isinstance(term.predicate, core.Comparison) and len(keys) * len(queries) > PYTHON_TABLE_CELLS:
@@ -324,6 +331,16 @@ def at_most_one_key(term, sets, lim: _limits.Limits) -> bool:
     except Exception:
         return False
     return bool((table.sum(axis=1) <= 1).all()) if table.size else True
+
+
+def _pairwise_unequal(values) -> bool:
+    """No two members are equal in Python (a plain set's members never are)."""
+    if not isinstance(values, ExactSet):
+        return True
+    try:
+        return len(set(values)) == len(values)
+    except TypeError:
+        return False
 
 
 def _finite(sets, label: str, reader: Node) -> frozenset:

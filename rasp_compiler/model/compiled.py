@@ -21,6 +21,7 @@ from rasp_compiler.model.config import ModelConfig, ModelLabels
 from rasp_compiler.model.guard import OneHotGuard
 from rasp_compiler.model.tracr_view import CategoricalEncoder, NumericalEncoder, TracrModel, TransformerConfig
 from rasp_compiler.model.transformer import Hooks, Widths, forward
+from rasp_compiler.rasp.exact import ExactDict
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class CompiledModel:
         c = self.config
         if c.output_numerical:
             return NumericalEncoder()
-        return CategoricalEncoder({v: i for i, v in enumerate(c.output_values)})
+        return CategoricalEncoder(ExactDict((v, i) for i, v in enumerate(c.output_values)))
 
     @property
     def model_config(self) -> TransformerConfig:

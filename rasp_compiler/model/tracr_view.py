@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from rasp_compiler.errors import InputError
+from rasp_compiler.rasp.exact import ExactDict
 
 
 class CategoricalEncoder:
@@ -19,7 +20,8 @@ class CategoricalEncoder:
 
     def __init__(self, encoding_map: Mapping[Any, int], enforce_bos: bool = False,
                  bos_token: Any = None, pad_token: Any = None, max_seq_len: int | None = None):
-        self.encoding_map = dict(encoding_map)
+        # an ExactDict (output values) stays one: 3 and 3.0 are two outputs with two ids
+        self.encoding_map = encoding_map if isinstance(encoding_map, ExactDict) else dict(encoding_map)
         self.decoding_map = {i: tok for tok, i in self.encoding_map.items()}
         self._enforce_bos, self._bos, self._pad, self._max_seq_len = enforce_bos, bos_token, pad_token, max_seq_len
 

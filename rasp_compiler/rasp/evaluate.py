@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 
 from rasp_compiler.errors import AggregateError, EvaluationError, InputError, RaspTypeError
 from rasp_compiler.rasp import core
+from rasp_compiler.rasp.exact import same_exact
 
 Selection = list[list[bool]]  # [query][key]
 
@@ -22,7 +23,8 @@ def evaluate(program: core.RASPExpr, xs: Sequence[Any], vocab: Iterable[Any] | N
     ``vocab``, when given, is checked: a token outside it raises :class:`InputError`.
     A categorical Aggregate that selects several differing numbers gives their mean, as
     in tracr and Weiss's RASP; with ``strict`` (what the compiler checks, since a head
-    that copies one-hot values cannot average) it raises :class:`AggregateError`.
+    that copies one-hot values cannot average) it raises :class:`AggregateError`, also
+    for equal values of different types (``0`` and ``0.0``: one head copies one of them).
     ``causal`` masks every selector to key positions <= the query position (tracr's
     ``causal_eval``).
     """
@@ -164,6 +166,12 @@ class _Evaluator:
                         f"{sorted(set(map(repr, chosen)))} of {e.sop.label} at query position {q}; "
                         "a categorical Aggregate must select one position (or equal values) — "
                         "use a numerical Aggregate for a mean, or a narrower selector")
+                if self.strict and any(not same_exact(x, first) for x in chosen[1:]):
+                    raise AggregateError(
+                        f"categorical Aggregate {e.label} selects values "
+                        f"{sorted({f'{x!r} ({type(x).__name__})' for x in chosen})} of {e.sop.label} at query "
+                        f"position {q}, equal in Python but of different types; a head that copies one "
+                        "value cannot say which type to output — give them one type, or a narrower selector")
                 out.append(first)
         return out
 
