@@ -128,3 +128,11 @@ def test_verify_compares_categorical_outputs_by_type():
     assert same_value(3, 3.0) and not same_value(3, 3.0, typed=True)
     assert not same_value((1,), (True,), typed=True) and same_value((1,), (1,), typed=True)
     assert same_value(0.30000000000000004, 0.3, typed=True)  # a float is still compared within tolerance
+
+
+def test_map_of_a_numerical_sop_gives_0_and_0_0_for_different_numbers():
+    """A staircase MLP over a number: a step from output 0 to output 0.0 is a step."""
+    x = rasp.numerical(rasp.Map(lambda t: {"a": 0, "b": 1, "c": 2}[t], rasp.tokens)).named("x")
+    y = rasp.categorical(rasp.Map(lambda v: 0 if v < 1 else (0.0 if v < 2 else 1), x, simplify=False)).named("y")
+    _, kinds = _type_exact(y, {"a", "b", "c"}, 3)
+    assert kinds == {"int", "float"}

@@ -16,6 +16,7 @@ import numpy as np
 
 from rasp_compiler.craft.blocks import MLPBlock, matrix
 from rasp_compiler.graph.residual import Dir
+from rasp_compiler.rasp.exact import same_exact
 
 
 def output_vector(node: str, numerical: bool, value: Any) -> dict[Dir, float]:
@@ -142,7 +143,7 @@ def staircase(node: str, numerical: bool, readout: dict[Dir, float],
     outs = [output_vector(node, numerical, points[0][1])]
     centre = (points[0][0] + points[-1][0]) / 2
     for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if _same(y0, y1):
+        if _same(y0, y1, numerical):
             continue
         gap = x1 - x0
         slope = 2.0 / gap  # the step rises over the middle half of the gap
@@ -166,8 +167,9 @@ def _sum(a: dict[Dir, float], b: dict[Dir, float]) -> dict[Dir, float]:
     return _difference(a, {d: -w for d, w in b.items()})
 
 
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b)
+def _same(a: Any, b: Any, numerical: bool) -> bool:
+    """One output: equal numbers, or for a categorical output one direction (0 is not 0.0)."""
+    return bool(a == b) if numerical else same_exact(a, b)
 
 
 def _difference(a: dict[Dir, float], b: dict[Dir, float]) -> dict[Dir, float]:

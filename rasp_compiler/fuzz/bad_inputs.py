@@ -515,8 +515,14 @@ def _mean_of_mixed_magnitudes(ctx):
                                            default=0)).named("prefix_mean"))
 
 
-def _true_and_one(ctx):
-    _compile(rasp.categorical(rasp.Map(lambda t: True if t == "a" else 1, rasp.tokens)).named("flag_or_one"))
+def _one_and_one_point_0_told_apart(ctx):
+    x = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 1.0, rasp.tokens)).named("x")
+    _compile(rasp.categorical(rasp.Map(lambda v: v, x, simplify=False)).named("same_x"))
+
+
+def _zero_and_zero_point_0_copied_together(ctx):
+    v = rasp.categorical(rasp.Map(lambda t: 0 if t == "a" else 0.0, rasp.tokens)).named("zero")
+    _compile(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, C.TRUE), v).named("any_zero"))
 
 
 def _merged_floats_compared(ctx):
@@ -778,8 +784,13 @@ CASES: tuple[Case, ...] = (
          _map_beyond_float32, errors.ValueSetError, ("huge", "1e+39", "float32", "rescale")),
     Case("mean of mixed magnitudes", "program", "prefix mean of values 1e20, 1.0 and 0.0",
          _mean_of_mixed_magnitudes, errors.ValueSetError, ("prefix_mean", "float32", "rescale")),
-    Case("True and 1 in one SOp", "program", "categorical Map giving True for one token and 1 for others",
-         _true_and_one, errors.ValueSetError, ("flag_or_one", "True", "1", "one type")),
+    Case("1 and 1.0 merged, then told apart", "program",
+         "numerical Map giving 1 and 1.0 (one number), then categorical Map(lambda v: v)",
+         _one_and_one_point_0_told_apart, errors.ValueSetError, ("same_x", "1 (int)", "1.0 (float)", "one type")),
+    Case("0 and 0.0 copied by one head", "program",
+         "Aggregate(Select(tokens, tokens, TRUE), v) where v is 0 for one token and 0.0 for another",
+         _zero_and_zero_point_0_copied_together, errors.UnsupportedProgramError,
+         ("any_zero", "0 (int)", "0.0 (float)", "different types")),
     Case("near-equal floats told apart later", "program",
          "numerical 0.1 + 0.2 and 0.3, then a Map testing == 0.3",
          _merged_floats_compared, errors.ValueSetError, ("is_point_3", "float rounding", "round")),

@@ -17,7 +17,7 @@ from rasp_compiler.graph.nodes import Kind, ProgramGraph
 from rasp_compiler.graph.schedule import Schedule
 from rasp_compiler.graph.value_sets import sorted_values
 from rasp_compiler.rasp import core
-from rasp_compiler.rasp.exact import ExactDict, exact_key
+from rasp_compiler.rasp.exact import ExactDict, ExactSet, exact_key
 
 FRACTION = "<bos-fraction>"  # value tag of a selector width's internal direction
 
@@ -74,9 +74,9 @@ class ResidualLayout:
         return close[0] if close else value
 
     @functools.cached_property
-    def _members(self) -> dict[str, frozenset]:
+    def _members(self) -> dict[str, ExactSet]:
         """Each categorical node's values as a set: membership tests without a scan."""
-        return {node: frozenset(vs) for node, vs in self.values.items()}
+        return {node: ExactSet(vs) for node, vs in self.values.items()}
 
     def numeric_readout(self, node: str) -> dict[Dir, float]:
         """The linear functional of the residual stream that equals the node's numeric value."""
