@@ -136,3 +136,19 @@ def test_map_of_a_numerical_sop_gives_0_and_0_0_for_different_numbers():
     y = rasp.categorical(rasp.Map(lambda v: 0 if v < 1 else (0.0 if v < 2 else 1), x, simplify=False)).named("y")
     _, kinds = _type_exact(y, {"a", "b", "c"}, 3)
     assert kinds == {"int", "float"}
+
+
+def test_a_map_of_a_numerical_mean_whose_default_is_0_and_mean_0_0():
+    """Nothing selected gives the default 0 (int), a mean of zeros 0.0: one number in the
+    residual stream. A Map that keeps the type cannot be exact (refused); one that does not
+    look at the type compiles."""
+    x = rasp.numerical(rasp.Map(lambda t: t, rasp.tokens)).named("x")
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, C.GT), x, default=0)).named("mean")
+    same = rasp.categorical(rasp.Map(lambda v: v, mean, simplify=False)).named("same")
+    with pytest.raises(ValueSetError, match=r"numerical mean can take both 0\.0 \(float\) and 0 \(int\)"):
+        compile_rasp_to_model(same, {0, 1, 2}, 3)
+    positive = rasp.categorical(rasp.Map(lambda v: v > 0, mean, simplify=False)).named("positive")
+    _type_exact(positive, {0, 1, 2}, 3)
+    as_float = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, C.GT), x,
+                                             default=0.0)).named("mean0")
+    _type_exact(rasp.categorical(rasp.Map(lambda v: v, as_float, simplify=False)).named("same0"), {0, 1, 2}, 3)

@@ -227,10 +227,12 @@ def _node_values(node: Node, pg: ProgramGraph, sets, groups, vocab, n_max, lim: 
         if src is None:
             return None
         _need_numbers(src, node)
+        # ExactSet: the default 0 (int, when nothing is selected) and a mean 0.0 stay two
+        # members until _tidy groups them and _check_merge checks every Map reading them
         if _selects_at_most_one(node, sets, lim):
-            return frozenset(float(v) for v in src) | {default}
+            return ExactSet(float(v) for v in src) | {default}
         means = mean_set(src, n_max, lim.max_values)
-        return None if means is None else means | {default}
+        return None if means is None else ExactSet(means) | {default}
     raise ValueSetError(f"no value-set rule for {node.op} {node.label}")
 
 
@@ -269,14 +271,14 @@ def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max, lim: 
             return None
         combined = {c + Fraction(coef) * Fraction(v) for c in combined for v in values}
     means = mean_set(combined, n_max, lim.max_values)
-    return None if means is None else means | {float(default)}
+    return None if means is None else ExactSet(means) | {default}  # default: as the evaluator computes it
 
 
 def _mean_form(e: core.SOp):
     """(selector signature, default, [(coefficient, aggregated SOp)]) when e is a linear
     combination of numerical Aggregates that all use the same selector."""
     if isinstance(e, core.Aggregate) and e.is_numerical:
-        return _selector_signature(e.selector), Fraction(0 if e.default is None else e.default), [(1, e.sop)]
+        return _selector_signature(e.selector), 0 if e.default is None else e.default, [(1, e.sop)]
     if isinstance(e, core.LinearSequenceMap) and e.is_numerical:
         a, b = _mean_form(e.fst), _mean_form(e.snd)
         if a is None or b is None or a[0] != b[0]:
