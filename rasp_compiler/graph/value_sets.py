@@ -81,13 +81,12 @@ def _need_comparable(node: Node, values: frozenset) -> None:
 
 
 def distinct_values(node: Node | None, values: Iterable[Any], what: str = "") -> frozenset | ExactSet:
-    """The set of ``values``: for a categorical node an :class:`ExactSet` (``True``, ``1``
-    and ``1.0`` are three values, each with its own one-hot direction); for a numerical
-    node a frozenset of numbers (they are one number). With ``what`` (the vocabulary),
-    two values equal in Python but of different types are refused: a token is looked up
-    by Python equality, so the model could not tell which one it was given."""
-    if node is not None and node.numerical:
-        return ExactSet(values)  # kept apart until _tidy checks every reader (see _check_merge)
+    """The set of ``values`` as an :class:`ExactSet`: ``True``, ``1`` and ``1.0`` are three
+    values, each with its own one-hot direction in a categorical SOp. (A numerical SOp's
+    set becomes a frozenset of numbers in ``_tidy``, once every Map reading it is checked
+    to give one output for all of them.) With ``what`` (the vocabulary), two values equal
+    in Python but of different types are refused: a token is looked up by Python
+    equality, so the model could not tell which one it was given."""
     if not what:
         return ExactSet(values)
     seen: dict[Any, Any] = {}
@@ -160,7 +159,8 @@ def _check_merge(node: Node, src: str, groups: dict, f) -> None:
                     f"numerical {src} can take both {rep!r} ({type(rep).__name__}) and {m!r} "
                     f"({type(m).__name__}), one number in the residual stream, but {node.op} {node.label} "
                     f"gives {want!r} for one and {got!r} for the other, so no model can say which to output; "
-                    f"give {src} one type (e.g. float(...)), or compute {node.label} from categorical inputs")
+                    f"give {src} one type (e.g. float(...); for a numerical Aggregate, default=0.0), or compute "
+                    f"{node.label} from categorical inputs")
             raise ValueSetError(
                 f"{node.op} {node.label} gives {want!r} for {src}={rep!r} but {got!r} for {src}={m!r}, values "
                 f"that differ only by float rounding and that no float32 MLP can tell apart; round {src} "
