@@ -152,3 +152,18 @@ def test_a_map_of_a_numerical_mean_whose_default_is_0_and_mean_0_0():
     as_float = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, C.GT), x,
                                              default=0.0)).named("mean0")
     _type_exact(rasp.categorical(rasp.Map(lambda v: v, as_float, simplify=False)).named("same0"), {0, 1, 2}, 3)
+
+
+@pytest.mark.parametrize("selector", [
+    lambda: rasp.Select(rasp.indices, rasp.indices, C.LEQ),  # each query selects its own position
+    lambda: rasp.Select(rasp.tokens, rasp.indices, C.TRUE),  # every pair of values
+    lambda: rasp.SelectorNot(rasp.Select(rasp.tokens, rasp.tokens, C.FALSE)),
+])
+def test_a_default_that_is_never_given_has_no_type_to_keep(selector):
+    """The default 0 of a head that always selects a position never reaches a Map: the
+    mean 0.0 is its only zero, so `lambda v: v` of it compiles and is type-exact."""
+    x = rasp.numerical(rasp.Map(lambda t: t, rasp.tokens)).named("x")
+    mean = rasp.numerical(rasp.Aggregate(selector(), x, default=0)).named("mean")
+    same = rasp.categorical(rasp.Map(lambda v: v, mean, simplify=False)).named("same")
+    _, kinds = _type_exact(same, {0, 1, 2}, 3)
+    assert kinds == {"float"}

@@ -228,7 +228,10 @@ def _node_values(node: Node, pg: ProgramGraph, sets, groups, vocab, n_max, lim: 
             return None
         _need_numbers(src, node)
         # ExactSet: the default 0 (int, when nothing is selected) and a mean 0.0 stay two
-        # members until _tidy groups them and _check_merge checks every Map reading them
+        # members until _tidy groups them and _check_merge checks every Map reading them;
+        # a default that is never given is only a number (as before: no type to keep)
+        if not may_select_nothing(node, sets):
+            default = float(default)
         if _selects_at_most_one(node, sets, lim):
             return ExactSet(float(v) for v in src) | {default}
         means = mean_set(src, n_max, lim.max_values)
@@ -263,7 +266,9 @@ def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max, lim: 
     form = _mean_form(e)
     if form is None:
         return None
-    _, default, terms = form
+    _, default, terms, first = form
+    if not may_select_nothing(pg.nodes[_label(pg, first)], sets):  # one selector: never empty
+        default = float(default)
     combined = {Fraction(0)}
     for coef, sop in terms:
         values = sets[_label(pg, sop)]
@@ -275,16 +280,17 @@ def _shared_mean(e: core.LinearSequenceMap, pg: ProgramGraph, sets, n_max, lim: 
 
 
 def _mean_form(e: core.SOp):
-    """(selector signature, default, [(coefficient, aggregated SOp)]) when e is a linear
-    combination of numerical Aggregates that all use the same selector."""
+    """(selector signature, default, [(coefficient, aggregated SOp)], one of the Aggregates)
+    when e is a linear combination of numerical Aggregates that all use the same selector;
+    the default is what the evaluator computes when that selector selects nothing."""
     if isinstance(e, core.Aggregate) and e.is_numerical:
-        return _selector_signature(e.selector), 0 if e.default is None else e.default, [(1, e.sop)]
+        return _selector_signature(e.selector), 0 if e.default is None else e.default, [(1, e.sop)], e
     if isinstance(e, core.LinearSequenceMap) and e.is_numerical:
         a, b = _mean_form(e.fst), _mean_form(e.snd)
         if a is None or b is None or a[0] != b[0]:
             return None
         return (a[0], e.fst_fac * a[1] + e.snd_fac * b[1],
-                [(e.fst_fac * c, s) for c, s in a[2]] + [(e.snd_fac * c, s) for c, s in b[2]])
+                [(e.fst_fac * c, s) for c, s in a[2]] + [(e.snd_fac * c, s) for c, s in b[2]], a[3])
     return None
 
 
@@ -300,6 +306,30 @@ def _label(pg: ProgramGraph, sop: core.SOp) -> str:
         if node.expr.unique_id == sop.unique_id:
             return node.label
     raise KeyError(sop.label)
+
+
+def may_select_nothing(node: Node, sets) -> bool:
+    """False when every query of the head selects some position, on every input, so its
+    default is never given: each term holds for the query's own position (key and query
+    are one SOp and the predicate holds for each of its values paired with itself:
+    ``Select(indices, indices, LEQ)``) or for every pair of values (``TRUE``). The own
+    position is never masked, under causal masking either."""
+    if not node.terms:
+        return True
+    for t in node.terms:
+        keys, queries = sets.get(t.key), sets.get(t.query)
+        if keys is None or queries is None:
+            return True
+        try:
+            if t.key == t.query and all(t.predicate(v, v) for v in keys):
+                continue
+            if len(keys) * len(queries) <= PYTHON_TABLE_CELLS and all(
+                    t.predicate(k, q) for k in keys for q in queries):
+                continue
+        except Exception:  # noqa: BLE001 — a predicate that fails proves nothing
+            return True
+        return True
+    return False
 
 
 def _selects_at_most_one(node: Node, sets, lim: _limits.Limits) -> bool:
