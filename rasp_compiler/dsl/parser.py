@@ -64,18 +64,6 @@ _NAMED_NODE = re.compile(r"\b(?:Map|SequenceMap|LinearSequenceMap|Aggregate|Sele
                          r"ConstantSOp|SOp|node|selector|sequence)\s+'?([A-Za-z_]\w*)")
 
 
-def _expressions(root: core.RASPExpr) -> Iterator[core.RASPExpr]:
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        e = stack.pop()
-        if e.unique_id in seen:
-            continue
-        seen.add(e.unique_id)
-        yield e
-        stack.extend(e.children)
-
-
 # --------------------------------------------------------------------------- public types
 @dataclass(frozen=True, eq=False)
 class Program:
@@ -104,7 +92,7 @@ class Program:
         message = str(error)
         where = {}
         for root in self.programs.values():
-            for expr in _expressions(root):
+            for expr in core.walk(root):
                 if expr.unique_id in self.positions:
                     where.setdefault(expr.label, self.positions[expr.unique_id])
         for m in _NAMED_NODE.finditer(message):

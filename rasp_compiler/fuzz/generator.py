@@ -573,15 +573,8 @@ def compile_generated(seed: int, depth: int = 3, *, max_attempts: int = 30, stri
 def describe_ops(program: rasp.RASPExpr) -> tuple[str, ...]:
     """The operations a program uses (one entry per node, sorted), e.g. ``Map[num->cat]``,
     ``Select[LT]``, ``Aggregate[categorical]``: for coverage statistics."""
-    seen: set[int] = set()
     out: list[str] = []
-    stack: list[rasp.RASPExpr] = [program]
-    while stack:
-        e = stack.pop()
-        if e.unique_id in seen:
-            continue
-        seen.add(e.unique_id)
-        stack.extend(e.children)
+    for e in rasp.walk(program):
         enc = lambda s: "num" if s.is_numerical else "cat"  # noqa: E731
         if isinstance(e, rasp.LinearSequenceMap):
             out.append(f"LinearSequenceMap[{enc(e)}]")

@@ -230,6 +230,20 @@ class Annotations(collections.abc.Mapping):
         return repr(self._given)
 
 
+def walk(root: RASPExpr):
+    """Every expression ``root`` depends on, itself included, each once (shared sub-programs
+    are visited once, however many parents they have)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        e = stack.pop()
+        if e.unique_id in seen:
+            continue
+        seen.add(e.unique_id)
+        yield e
+        stack.extend(e.children)
+
+
 def annotate(expr: RASPExprT, **annotations: Any) -> RASPExprT:
     """A copy of ``expr`` with these annotations added (tracr's function form)."""
     return expr.annotate(**annotations)

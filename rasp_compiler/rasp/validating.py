@@ -26,22 +26,10 @@ class TracrUnsupportedExpr:
     reason: str
 
 
-def _walk(program: core.RASPExpr):
-    seen: set[int] = set()
-    stack = [program]
-    while stack:
-        e = stack.pop()
-        if e.unique_id in seen:
-            continue
-        seen.add(e.unique_id)
-        yield e
-        stack.extend(e.children)
-
-
 def _named(program: core.RASPExpr, text: str) -> core.RASPExpr:
     """The sub-expression whose label the error message names first (else the program)."""
     found = []
-    for e in _walk(program):
+    for e in core.walk(program):
         m = re.search(rf"(?<![\w]){re.escape(e.label)}(?![\w])", text)
         if m:
             found.append((m.start(), -len(e.label), e.unique_id, e))
@@ -52,7 +40,7 @@ def static_validate(program: core.RASPExpr) -> list[TracrUnsupportedExpr]:
     """Problems found without an input: the program's structure (graph building)."""
     from rasp_compiler.graph.build import build_graph
 
-    for e in _walk(program):
+    for e in core.walk(program):
         if isinstance(e, core.ConstantSelector):
             return [TracrUnsupportedExpr(e, "a ConstantSelector is a test fixture: its pattern does not "
                                             "come from the residual stream, so no head computes it")]
