@@ -341,8 +341,13 @@ def main(argv=None) -> None:
             "n_cases": len(results), "n": args.n, "seconds": seconds,
             "python": platform.python_version(), "machine": f"{platform.machine()} CPU",
             "provenance": "Both compilers ran in this one run." if not args.only else _provenance(args.only, results)}
+    # each compiler's own run time; the other compiler's comes from its record, when that record has it
+    meta["compiler_seconds"] = {**{k: v for k, v in old.get("meta", {}).get("compiler_seconds", {}).items()
+                                   if args.only and k != args.only}, **{c.name: seconds for c in compilers}}
     if args.only:
-        meta["provenance"] += f" That run took {old.get('meta', old).get('seconds', 0):.0f} s."
+        took = meta["compiler_seconds"].get("tracr" if args.only == "ours" else "ours")
+        meta["provenance"] += f" That run took {took:.0f} s." if took is not None else \
+            " That run's time is not in its record."
     body = markdown(results, meta)
     if numbers is None:  # a run of some cases only is printed, not recorded
         args.json.parent.mkdir(parents=True, exist_ok=True)
