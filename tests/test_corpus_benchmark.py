@@ -1,12 +1,10 @@
 """benchmarks/corpus.py on a small fake corpus (the real one is never part of the project)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from test_corpus import CASES, write_corpus
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 
 LENGTH_CAUSAL = '''
 from tracr.rasp import rasp
@@ -28,10 +26,7 @@ class Case3(TracrBenchmarkCase):
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("corpus_bench", ROOT / "benchmarks" / "corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/corpus.py")
 
 
 def test_corpus_benchmark_records_exactness_refusals_and_writes_its_section(tmp_path, capsys):

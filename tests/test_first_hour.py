@@ -282,18 +282,14 @@ def test_examples_write_only_under_out(example, tmp_path):
 def test_figure_examples_default_to_out_and_the_benchmark_to_docs_figures():
     """The fast half of the check above: the examples that draw figures send them to out/ unless
     told otherwise, and only benchmarks/example_figures.py points them at docs/figures/."""
-    import importlib.util
+    from scripts import load_script
     import inspect
 
     for name in ("interp_reverse", "interp_hist", "interp_sort"):
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_script(f"examples/{name}.py")
         assert inspect.signature(module.main).parameters["figures"].default == Path("out")
         assert "docs" not in (ROOT / "examples" / f"{name}.py").read_text().split('"""', 2)[2]
-    spec = importlib.util.spec_from_file_location("example_figures", ROOT / "benchmarks" / "example_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/example_figures.py")
     assert inspect.signature(module.main).parameters["figures"].default == ROOT / "docs" / "figures"
     for name in module.EXAMPLES:
         for png in re.findall(r'"(\w+\.png)"', (ROOT / "examples" / f"{name}.py").read_text()):

@@ -3,9 +3,7 @@ labelled by the program, an accuracy gate balanced over output classes, and a pe
 truth check that the written tasks pass when re-checked from their files alone."""
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,15 +23,12 @@ from rasp_compiler.interp.variants.base import balanced_accuracy
 from rasp_compiler.lib import LIBRARY
 from rasp_compiler.model.compiled import CompiledModel
 from rasp_compiler.verify import expected_output, same_value
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("noise_truth", ROOT / "benchmarks" / "noise_truth.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/noise_truth.py")
 
 
 def compiled(name):

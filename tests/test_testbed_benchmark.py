@@ -1,17 +1,12 @@
 """The quick configuration of benchmarks/testbed_variants.py: the sweep, its page section and figure."""
 
-import importlib.util
 import json
-from pathlib import Path
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("testbed_variants", ROOT / "benchmarks" / "testbed_variants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/testbed_variants.py")
 
 
 def test_quick_sweep_writes_its_section_figure_and_records(tmp_path):
